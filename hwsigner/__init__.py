@@ -1,0 +1,63 @@
+"""hwsigner: AWS IAM Roles Anywhere credentials from keys that never leave hardware.
+
+    >>> import hwsigner
+    >>> identity, key = hwsigner.load_identity("pkcs11:token=dev;object=ra")   # doctest: +SKIP
+
+Names are imported on first use, so ``import hwsigner`` loads no backend library (and not
+``cryptography``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "CertificateError": "errors",
+    "ConfigError": "errors",
+    "Credentials": "credentials",
+    "HwSignerError": "errors",
+    "Identity": "identity",
+    "KeyBackend": "keys",
+    "KeyOptions": "keys",
+    "KeySourceError": "errors",
+    "NetworkError": "errors",
+    "PasswordError": "errors",
+    "ServiceError": "errors",
+    "SessionParams": "rolesanywhere",
+    "load_identity": "identity",
+    "open_key": "keys",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .credentials import Credentials
+    from .errors import (
+        CertificateError,
+        ConfigError,
+        HwSignerError,
+        KeySourceError,
+        NetworkError,
+        PasswordError,
+        ServiceError,
+    )
+    from .identity import Identity, load_identity
+    from .keys import KeyBackend, KeyOptions, open_key
+    from .rolesanywhere import SessionParams
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hwsigner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

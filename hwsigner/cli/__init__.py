@@ -1,0 +1,80 @@
+"""The ``hwsigner`` command: a drop-in for ``aws_signing_helper``, plus device tooling.
+
+    $ hwsigner credential-process --certificate pkcs11:token=dev;object=ra \\
+        --trust-anchor-arn ... --profile-arn ... --role-arn ...
+
+Each subcommand is a module of this package with ``add_arguments(parser)`` and ``run(args)``.
+The modules import only ``argparse`` at the top; what a command needs is imported when it runs.
+Only this package prints, reads the terminal and chooses exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# name, module under hwsigner.cli, one-line help
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("credential-process", "credential_process", "print credentials for credential_process"),
+    ("sign-string", "sign_string", "sign the fixed test message with the key"),
+    ("read-certificate-data", "read_certificate_data", "show what a certificate source holds"),
+    ("emulator", "emulator", "run a local IAM Roles Anywhere CreateSession endpoint"),
+    ("version", "version", "print the version"),
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake on one line with exit status 1."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"hwsigner: {message}; see '{self.prog} --help'\n")
+        sys.exit(1)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="hwsigner",
+        description="AWS IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or files.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, module_name, summary in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        sub = commands.add_parser(name, help=summary, description=summary)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 1
+    debug = bool(getattr(args, "debug", False))
+    if debug:
+        logging.basicConfig(stream=sys.stderr, format="hwsigner: debug: %(message)s")
+        logging.getLogger("hwsigner").setLevel(logging.DEBUG)
+    from ..errors import HwSignerError
+
+    try:
+        return int(args.run(args) or 0)
+    except HwSignerError as exc:
+        if debug:
+            logging.getLogger("hwsigner").debug("error detail", exc_info=True)
+        hint = f"; {exc.hint}" if exc.hint else ""
+        sys.stderr.write(f"hwsigner: {exc}{hint}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("hwsigner: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def run() -> None:
+    """The console-script entry point."""
+    sys.exit(main())

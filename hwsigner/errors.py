@@ -1,0 +1,66 @@
+"""Every error hwsigner raises, branched by who has to act.
+
+    HwSignerError                 the root: a message a user can act on, and a hint
+    ├── ConfigError               the inputs are wrong: flags, files, ARNs, regions
+    ├── KeySourceError            the key cannot be opened or used: device, module, extra
+    │   └── PasswordError         a PIN or password was refused (never retried)
+    ├── CertificateError          the certificate or chain is unusable or does not match
+    ├── ServiceError              IAM Roles Anywhere answered with an error
+    └── NetworkError              the endpoint could not be reached
+
+    >>> from hwsigner.errors import ConfigError
+    >>> str(ConfigError("no certificate given", hint="pass --certificate"))
+    'no certificate given'
+
+Messages never contain secrets: callers pass names and paths, never PINs or keys.
+"""
+
+from __future__ import annotations
+
+
+class HwSignerError(Exception):
+    """The root of hwsigner's errors: ``str(err)`` is one line, ``err.hint`` says what to do."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ConfigError(HwSignerError):
+    """The user's inputs are wrong: a flag, a file, an ARN, a region."""
+
+
+class KeySourceError(HwSignerError):
+    """The private key cannot be opened or used: a device, a module, a missing extra."""
+
+
+class PasswordError(KeySourceError):
+    """A PIN or password was refused. It is reported once and never retried automatically."""
+
+
+class CertificateError(HwSignerError):
+    """The certificate or chain is unreadable, breaks a rule, or does not match the key."""
+
+
+class ServiceError(HwSignerError):
+    """IAM Roles Anywhere (or the emulator) answered with an error."""
+
+    def __init__(
+        self, error_type: str, message: str, *, status: int, hint: str | None = None
+    ) -> None:
+        super().__init__(f"{error_type}: {message}" if message else error_type, hint=hint)
+        self.error_type = error_type
+        self.status = status
+
+
+class NetworkError(HwSignerError):
+    """The endpoint could not be reached, or the connection broke."""
+
+
+def missing_extra(extra: str, module: str) -> KeySourceError:
+    """The error for an optional backend library that is not installed."""
+    return KeySourceError(
+        f"the {extra} backend needs the Python module {module!r}, which is not installed",
+        hint=f"pip install 'hwsigner[{extra}]'",
+    )

@@ -1,0 +1,120 @@
+"""Private keys behind one small interface, chosen by the form of the reference.
+
+    >>> from hwsigner.keys import open_key
+    >>> key = open_key("tests/data/key.pem")                          # doctest: +SKIP
+    >>> key = open_key("pkcs11:token=dev;object=ra?pin-source=file:/run/pin")  # doctest: +SKIP
+    >>> key = open_key("handle:0x81000010", KeyOptions(no_tpm_key_password=True))  # doctest: +SKIP
+    >>> signature = key.sign(b"message")                              # doctest: +SKIP
+
+A reference is a ``pkcs11:`` URI (RFC 7512), ``handle:0x81...`` (a persistent TPM key), a
+``TSS2 PRIVATE KEY`` PEM file (a TPM key) or any other key file. The hardware libraries are
+imported only when a reference needs them.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ..errors import ConfigError, missing_extra
+
+PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey]
+Digest = Literal["SHA256", "SHA384", "SHA512"]
+
+TSS2_PEM_MARKER = b"-----BEGIN TSS2 PRIVATE KEY-----"
+
+
+class KeyBackend(abc.ABC):
+    """A private key that signs in place.
+
+    ``sign`` hashes the message with ``digest`` and returns the signature in its wire encoding:
+    PKCS#1 v1.5 for RSA, DER ``Ecdsa-Sig-Value`` for EC. A backend that holds the certificate
+    (a PKCS#11 token) sets ``certificate`` and, when it can build one, ``chain``.
+    """
+
+    description: str = "key"
+    certificate: x509.Certificate | None = None
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @property
+    @abc.abstractmethod
+    def public_key(self) -> PublicKey:
+        """The public half, as ``cryptography`` holds it."""
+
+    @abc.abstractmethod
+    def sign(self, message: bytes, digest: Digest = "SHA256") -> bytes:
+        """Sign ``message`` (hashed here or in the device) and return the wire encoding."""
+
+    def close(self) -> None:  # noqa: B027 - most backends have nothing to release
+        """Release sessions and device handles. Safe to call twice."""
+
+    def __enter__(self) -> KeyBackend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOptions:
+    """What opening a key may need beyond its reference. Secrets stay out of ``repr``."""
+
+    pkcs11_lib: str | None = None
+    reuse_pin: bool = False
+    pkcs8_password: str | None = field(default=None, repr=False)
+    tpm_key_password: str | None = field(default=None, repr=False)
+    no_tpm_key_password: bool = False
+    tpm_tcti: str | None = None
+
+
+def key_kind(ref: str) -> Literal["pkcs11", "tpm", "file"]:
+    """Which backend a reference belongs to: by its scheme, else by the file's content."""
+    if ref.startswith("pkcs11:"):
+        return "pkcs11"
+    if ref.startswith("handle:"):
+        return "tpm"
+    try:
+        with open(ref, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return "file"  # the file backend reports the missing file
+    return "tpm" if TSS2_PEM_MARKER in head else "file"
+
+
+def open_key(
+    ref: str, options: KeyOptions | None = None, *, certificate_ref: str | None = None
+) -> KeyBackend:
+    """Open the key that ``ref`` names. ``certificate_ref`` is a ``pkcs11:`` certificate URI."""
+    options = options or KeyOptions()
+    kind = key_kind(ref)
+    if kind == "pkcs11":
+        try:
+            from . import pkcs11
+        except ModuleNotFoundError as exc:
+            raise missing_extra("pkcs11", "pkcs11") from exc
+        return pkcs11.open_key(ref, options, certificate_ref=certificate_ref)
+    if kind == "tpm":
+        try:
+            from . import tpm
+        except ModuleNotFoundError as exc:
+            raise missing_extra("tpm", "tpm2_pytss") from exc
+        return tpm.open_key(ref, options)
+    from . import file
+
+    if not Path(ref).exists():
+        raise ConfigError(f"private key file not found: {ref}", hint="check the --private-key path")
+    return file.FileKey.load(ref, options.pkcs8_password)
+
+
+__all__ = ["Digest", "KeyBackend", "KeyOptions", "PublicKey", "key_kind", "open_key"]

@@ -1,0 +1,191 @@
+"""The IAM Roles Anywhere CreateSession client: hwsigner's only network code.
+
+    >>> from hwsigner import load_identity, SessionParams, create_session
+    >>> identity, key = load_identity("leaf.pem", "leaf.key")         # doctest: +SKIP
+    >>> params = SessionParams(trust_anchor_arn=..., profile_arn=..., role_arn=...)  # doctest: +SKIP
+    >>> create_session(params, identity, key)                         # doctest: +SKIP
+    Credentials(access_key_id='ASIA...', expiration='...')
+
+The transport is one callable, ``Request -> Response``: tests pass a plain function or point
+the default one at a loopback emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from .arns import endpoint_url, parse_arn, signing_region
+from .credentials import Credentials
+from .errors import ConfigError, NetworkError, ServiceError
+from .identity import Identity
+from .keys import KeyBackend
+from .sigv4x509 import Request, sign
+from .transport import HttpTransport, Response
+
+log = logging.getLogger("hwsigner")
+
+Transport = Callable[[Request], Response]
+
+MIN_DURATION, MAX_DURATION = 900, 43200
+DEFAULT_ATTEMPTS = 3
+BACKOFF_BASE, BACKOFF_CAP = 0.25, 5.0
+THROTTLING = frozenset(
+    {"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded"}
+)
+HINTS = {
+    "AccessDeniedException": "check that the certificate chains to the trust anchor, is valid, "
+    "and that the profile and the role's trust policy allow it",
+    "ValidationException": "check the ARNs, --session-duration and --role-session-name",
+    "ResourceNotFoundException": "check that the trust anchor, profile and role exist and are "
+    "enabled in this account and region",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionParams:
+    """What CreateSession is asked for; names mirror the CLI flags."""
+
+    trust_anchor_arn: str
+    profile_arn: str
+    role_arn: str
+    session_duration: int = 3600
+    role_session_name: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how a CreateSession request goes, checked once."""
+
+    url: str
+    region: str
+    body: bytes
+
+
+def resolve(params: SessionParams, env: Mapping[str, str] | None = None) -> Target:
+    """Check the ARNs and duration; choose the region and endpoint; build the URL and body."""
+    env = os.environ if env is None else env
+    anchor = parse_arn(params.trust_anchor_arn, "trust-anchor")
+    profile = parse_arn(params.profile_arn, "profile")
+    parse_arn(params.role_arn, "role")
+    region = signing_region(anchor, profile, params.region)
+    if not MIN_DURATION <= params.session_duration <= MAX_DURATION:
+        raise ConfigError(
+            f"--session-duration {params.session_duration} is out of range",
+            hint=f"use {MIN_DURATION} to {MAX_DURATION} seconds",
+        )
+    base = params.endpoint or env.get("AWS_ENDPOINT_URL_ROLESANYWHERE") or endpoint_url(region, env)
+    if not base.startswith(("https://", "http://")):
+        base = "https://" + base
+    query = "&".join(
+        f"{name}={quote(value, safe='')}"
+        for name, value in (
+            ("profileArn", params.profile_arn),
+            ("roleArn", params.role_arn),
+            ("trustAnchorArn", params.trust_anchor_arn),
+        )
+    )
+    body: dict[str, object] = {"durationSeconds": params.session_duration}
+    if params.role_session_name:
+        body["roleSessionName"] = params.role_session_name
+    url = f"{base.rstrip('/')}/sessions?{query}"
+    return Target(url, region, json.dumps(body, separators=(",", ":")).encode())
+
+
+def max_attempts(env: Mapping[str, str]) -> int:
+    text = env.get("AWS_MAX_ATTEMPTS", "")
+    if not text:
+        return DEFAULT_ATTEMPTS
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"AWS_MAX_ATTEMPTS={text!r} is not a positive number")
+    return int(text)
+
+
+def backoff(attempt: int) -> float:
+    """Capped exponential backoff with full jitter, for the pause after ``attempt`` failed."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_session(
+    params: SessionParams,
+    identity: Identity,
+    key: KeyBackend,
+    *,
+    transport: Transport | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Credentials:
+    """Call CreateSession, re-signing each attempt, and return the first credential set."""
+    env = os.environ if env is None else env
+    target = resolve(params, env)
+    transport = transport or HttpTransport.from_env(env)
+    attempts = max_attempts(env)
+    log.debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
+    request = Request("POST", target.url, (("Content-Type", "application/json"),), target.body)
+    for attempt in range(1, attempts + 1):
+        signed = sign(request, identity, key, target.region, clock())
+        log.debug("canonical request:\n%s", signed.canonical_request)
+        log.debug("string to sign:\n%s", signed.string_to_sign)
+        try:
+            response = transport(signed.request)
+        except NetworkError as exc:
+            if attempt == attempts:
+                raise
+            log.debug("attempt %d of %d failed: %s", attempt, attempts, exc)
+        else:
+            if response.status in (200, 201):
+                return parse_credentials(response)
+            error = service_error(response)
+            if not retryable(error) or attempt == attempts:
+                raise error
+            log.debug("attempt %d of %d failed: %s", attempt, attempts, error)
+        sleep(backoff(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def retryable(error: ServiceError) -> bool:
+    return error.status >= 500 or error.status == 429 or error.error_type in THROTTLING
+
+
+def parse_credentials(response: Response) -> Credentials:
+    try:
+        return Credentials.from_service(json.loads(response.body))
+    except ValueError as exc:
+        raise ServiceError(
+            "InvalidResponse", f"CreateSession answered {response.status} without credentials",
+            status=response.status, hint="check --endpoint: it should be IAM Roles Anywhere",
+        ) from exc
+
+
+def service_error(response: Response) -> ServiceError:
+    """AWS's error type and message, from ``x-amzn-ErrorType`` or the JSON body."""
+    try:
+        body = json.loads(response.body or b"{}")
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    raw_type = (
+        response.headers.get("x-amzn-errortype")
+        or body.get("__type")
+        or body.get("code")
+        or body.get("Code")
+        or f"HTTP{response.status}"
+    )
+    error_type = str(raw_type).split(":")[0].split("#")[-1]
+    message = str(body.get("message") or body.get("Message") or "")
+    return ServiceError(error_type, message, status=response.status, hint=HINTS.get(error_type))

@@ -1,0 +1,199 @@
+"""SigV4-X509: AWS Signature Version 4 with an X.509 certificate's private key.
+
+Pure: every function takes what it needs (including ``now``) and reads no clock, file or socket.
+
+    >>> from datetime import datetime, timezone
+    >>> scope = credential_scope(datetime(2024, 7, 6, tzinfo=timezone.utc), "us-east-2")
+    >>> scope
+    '20240706/us-east-2/rolesanywhere/aws4_request'
+
+The steps are the ones AWS documents for SigV4 ("Create a canonical request", "Create a string
+to sign", "Calculate the signature"), with two differences of the X.509 variant: the signature is
+the certificate key's signature over the string to sign (no HMAC key derivation), and the
+``Credential=`` part names the certificate's serial number in decimal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+if TYPE_CHECKING:
+    from .identity import Identity
+    from .keys import KeyBackend, PublicKey
+
+SERVICE = "rolesanywhere"
+RSA_ALGORITHM = "AWS4-X509-RSA-SHA256"
+ECDSA_ALGORITHM = "AWS4-X509-ECDSA-SHA256"
+MAX_CHAIN = 5
+
+# Headers that are never signed: the signature itself, and what proxies and clients rewrite.
+UNSIGNED_HEADERS = frozenset({"authorization", "user-agent", "x-amzn-trace-id"})
+
+Headers = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An HTTP request before signing: ``headers`` holds everything that will be sent."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def algorithm_for(public_key: PublicKey) -> str:
+    """The signing algorithm is chosen by the key type, for every curve and modulus size."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return RSA_ALGORITHM
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return ECDSA_ALGORITHM
+    raise TypeError(f"unsupported key type {type(public_key).__name__}")
+
+
+def amz_date(now: datetime) -> str:
+    """``X-Amz-Date``: "the date and time in ISO 8601 basic format, YYYYMMDD'T'HHMMSS'Z'"."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def credential_scope(now: datetime, region: str) -> str:
+    """"The credential scope ... date/region/service/aws4_request"."""
+    return f"{amz_date(now)[:8]}/{region}/{SERVICE}/aws4_request"
+
+
+def uri_encode(text: str) -> str:
+    """"URI-encode each byte ... except the unreserved characters A-Z a-z 0-9 - _ . ~"."""
+    return quote(text, safe="-_.~")
+
+
+def canonical_uri(path: str) -> str:
+    """"The URI-encoded version of the absolute path"; each segment is encoded once more."""
+    return quote(path or "/", safe="/-_.~")
+
+
+def canonical_query(query: str) -> str:
+    """"Sort the parameter names by character code point ... URI-encode each name and value"."""
+    pairs = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        pairs.append((uri_encode(unquote(name)), uri_encode(unquote(value))))
+    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    """The canonical header block and the signed-header list.
+
+    "Lowercase the header names, trim leading and trailing spaces from the values, convert
+    sequential spaces to a single space", join repeated headers' values with commas, sort by name.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = name.strip().lower()
+        if key in UNSIGNED_HEADERS:
+            continue
+        values.setdefault(key, []).append(_SPACES.sub(" ", value.strip()))
+    names = sorted(values)
+    block = "".join(f"{name}:{','.join(values[name])}\n" for name in names)
+    return block, ";".join(names)
+
+
+def canonical_request(request: Request) -> tuple[str, str]:
+    """The canonical request and its signed headers, from a request that holds every header."""
+    url = urlsplit(request.url)
+    headers, signed = canonical_headers(request.headers)
+    text = "\n".join(
+        [
+            request.method.upper(),
+            canonical_uri(url.path),
+            canonical_query(url.query),
+            headers,
+            signed,
+            hashlib.sha256(request.body).hexdigest(),
+        ]
+    )
+    return text, signed
+
+
+def string_to_sign(algorithm: str, now: datetime, region: str, canonical: str) -> str:
+    """"Algorithm \\n RequestDateTime \\n CredentialScope \\n HashedCanonicalRequest"."""
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return f"{algorithm}\n{amz_date(now)}\n{credential_scope(now, region)}\n{digest}"
+
+
+def authorization_header(
+    algorithm: str, serial: int, scope: str, signed_headers: str, signature: bytes
+) -> str:
+    """``ALG Credential=<serial>/<scope>, SignedHeaders=<names>, Signature=<hex>``."""
+    return (
+        f"{algorithm} Credential={serial}/{scope}, "
+        f"SignedHeaders={signed_headers}, Signature={signature.hex()}"
+    )
+
+
+def host_header(url: str) -> str:
+    """``Host`` as the client will send it: with ``:port`` when the URL names one."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
+def x509_headers(identity: Identity) -> list[tuple[str, str]]:
+    """``X-Amz-X509`` (the leaf) and, only when there is a chain, ``X-Amz-X509-Chain``."""
+    headers = [("X-Amz-X509", _b64der(identity.certificate))]
+    if identity.chain:
+        chain = ",".join(_b64der(cert) for cert in identity.chain)
+        headers.append(("X-Amz-X509-Chain", chain))
+    return headers
+
+
+def _b64der(cert: x509.Certificate) -> str:
+    return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A signed request, and the intermediate texts (for ``--debug``; they hold no secret)."""
+
+    request: Request
+    canonical_request: str
+    string_to_sign: str
+
+
+def sign(
+    request: Request, identity: Identity, key: KeyBackend, region: str, now: datetime
+) -> SignedRequest:
+    """Add ``Host``, ``X-Amz-Date``, the certificate headers and ``Authorization``."""
+    headers = [(n, v) for n, v in request.headers if n.lower() not in ("host", "authorization")]
+    headers.append(("Host", host_header(request.url)))
+    headers.append(("X-Amz-Date", amz_date(now)))
+    headers.extend(x509_headers(identity))
+    unsigned = Request(request.method, request.url, tuple(headers), request.body)
+    canonical, signed_names = canonical_request(unsigned)
+    algorithm = algorithm_for(key.public_key)
+    to_sign = string_to_sign(algorithm, now, region, canonical)
+    signature = key.sign(to_sign.encode())
+    auth = authorization_header(
+        algorithm,
+        identity.certificate.serial_number,
+        credential_scope(now, region),
+        signed_names,
+        signature,
+    )
+    signed = Request(request.method, request.url, (*headers, ("Authorization", auth)), request.body)
+    return SignedRequest(signed, canonical, to_sign)
