@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Make a development PKI and leaf certificates Roles Anywhere accepts.
+
+    python scripts/devpki.py init pki/                      # root CA + issuing CA
+    python scripts/devpki.py leaf pki/ device-0001 --type ec-p256   # software key + certificate
+    python scripts/devpki.py issue pki/ device.pub.pem device-0001  # certificate for a public key
+    python scripts/devpki.py issue pki/ request.csr device-0001     # ... or for a CSR's key
+
+Not for production: the CA keys are plain files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from hwsigner.devpki import KEY_TYPES, DevPki
+
+
+def public_key_from(path: Path) -> object:
+    data = path.read_bytes()
+    if b"CERTIFICATE REQUEST" in data:
+        csr = x509.load_pem_x509_csr(data)
+        if not csr.is_signature_valid:
+            sys.exit(f"devpki: the signature of {path} does not verify")
+        return csr.public_key()
+    return serialization.load_pem_public_key(data)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init", help="create the root and issuing CAs")
+    init.add_argument("directory", type=Path)
+    leaf = commands.add_parser("leaf", help="a new software key and its certificate")
+    leaf.add_argument("directory", type=Path)
+    leaf.add_argument("name")
+    leaf.add_argument("--type", choices=KEY_TYPES, default="ec-p256")
+    leaf.add_argument("--by-root", action="store_true", help="issue from the root CA")
+    issue = commands.add_parser("issue", help="a certificate for a public key or a CSR")
+    issue.add_argument("directory", type=Path)
+    issue.add_argument("public_key", type=Path, help="PEM public key or PEM CSR")
+    issue.add_argument("name")
+    issue.add_argument("--out", type=Path)
+    issue.add_argument("--by-root", action="store_true", help="issue from the root CA")
+    args = parser.parse_args()
+
+    if args.command == "init":
+        pki = DevPki.create(args.directory)
+        print(pki.root_cert)
+        print(pki.issuing_cert)
+        return 0
+    pki = DevPki.load(args.directory)
+    if args.command == "leaf":
+        cert, key = pki.new_leaf(args.type, args.name, by_root=args.by_root)
+        print(cert)
+        print(key)
+        return 0
+    public_key = public_key_from(args.public_key)
+    print(pki.issue_file(public_key, args.name, args.out, by_root=args.by_root))  # type: ignore[arg-type]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
