@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -98,16 +98,21 @@ def canonical_query(query: str) -> str:
 _SPACES = re.compile(r"\s+")
 
 
-def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
+def canonical_headers(
+    headers: Iterable[tuple[str, str]], only: Collection[str] | None = None
+) -> tuple[str, str]:
     """The canonical header block and the signed-header list.
 
     "Lowercase the header names, trim leading and trailing spaces from the values, convert
     sequential spaces to a single space", join repeated headers' values with commas, sort by name.
+    The signer signs every header but ``UNSIGNED_HEADERS``; a verifier passes ``only``, the
+    lower-case names a received request says it signed, and gets exactly those.
     """
     values: dict[str, list[str]] = {}
     for name, value in headers:
         key = name.strip().lower()
-        if key in UNSIGNED_HEADERS:
+        skip = key in UNSIGNED_HEADERS if only is None else key not in only
+        if skip:
             continue
         values.setdefault(key, []).append(_SPACES.sub(" ", value.strip()))
     names = sorted(values)
@@ -115,10 +120,13 @@ def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
     return block, ";".join(names)
 
 
-def canonical_request(request: Request) -> tuple[str, str]:
-    """The canonical request and its signed headers, from a request that holds every header."""
+def canonical_request(request: Request, only: Collection[str] | None = None) -> tuple[str, str]:
+    """The canonical request and its signed headers, from a request that holds every header.
+
+    ``only``: just these headers (a verifier's view of a received request's ``SignedHeaders``).
+    """
     url = urlsplit(request.url)
-    headers, signed = canonical_headers(request.headers)
+    headers, signed = canonical_headers(request.headers, only)
     text = "\n".join(
         [
             request.method.upper(),
