@@ -7,10 +7,9 @@ Names are imported on first use, so ``import hwsigner`` loads no backend library
 ``cryptography``).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -34,7 +33,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from .credentials import Credentials
     from .errors import (
         CertificateError,
@@ -50,11 +49,11 @@ if TYPE_CHECKING:
     from .rolesanywhere import SessionParams
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'hwsigner' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
