@@ -135,6 +135,7 @@ def create_session(
     transport = transport or HttpTransport.from_env(env)
     attempts = max_attempts(env)
     log.debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
+    log.debug("request body: %s", target.body.decode())
     request = Request("POST", target.url, (("Content-Type", "application/json"),), target.body)
     for attempt in range(1, attempts + 1):
         signed = sign(request, identity, key, target.region, clock())
