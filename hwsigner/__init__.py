@@ -34,19 +34,20 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if _TYPE_CHECKING:
-    from .credentials import Credentials
-    from .errors import (
-        CertificateError,
-        ConfigError,
-        HwSignerError,
-        KeySourceError,
-        NetworkError,
-        PasswordError,
-        ServiceError,
-    )
-    from .identity import Identity, load_identity
-    from .keys import KeyBackend, KeyOptions, open_key
-    from .rolesanywhere import SessionParams
+    from .credentials import Credentials as Credentials
+    from .errors import CertificateError as CertificateError
+    from .errors import ConfigError as ConfigError
+    from .errors import HwSignerError as HwSignerError
+    from .errors import KeySourceError as KeySourceError
+    from .errors import NetworkError as NetworkError
+    from .errors import PasswordError as PasswordError
+    from .errors import ServiceError as ServiceError
+    from .identity import Identity as Identity
+    from .identity import load_identity as load_identity
+    from .keys import KeyBackend as KeyBackend
+    from .keys import KeyOptions as KeyOptions
+    from .keys import open_key as open_key
+    from .rolesanywhere import SessionParams as SessionParams
 
 
 def __getattr__(name: str) -> _Any:

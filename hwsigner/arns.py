@@ -1,10 +1,10 @@
 """ARNs of Roles Anywhere resources, and the endpoint a region's CreateSession goes to.
 
-    >>> parse_arn("arn:aws:rolesanywhere:us-east-2:111122223333:trust-anchor/abc",
-    ...           "trust-anchor").region
-    'us-east-2'
-    >>> endpoint_url("cn-north-1")
-    'https://rolesanywhere.cn-north-1.amazonaws.com.cn'
+>>> parse_arn("arn:aws:rolesanywhere:us-east-2:111122223333:trust-anchor/abc",
+...           "trust-anchor").region
+'us-east-2'
+>>> endpoint_url("cn-north-1")
+'https://rolesanywhere.cn-north-1.amazonaws.com.cn'
 """
 
 from __future__ import annotations

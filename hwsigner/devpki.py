@@ -32,8 +32,12 @@ def new_key(kind: str) -> LeafKey:
     """A software key of one of ``KEY_TYPES``."""
     if kind.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[4:]))
-    curves = {"ec-p256": ec.SECP256R1, "ec-p384": ec.SECP384R1, "ec-p521": ec.SECP521R1}
-    return ec.generate_private_key(curves[kind]())
+    curves: dict[str, ec.EllipticCurve] = {
+        "ec-p256": ec.SECP256R1(),
+        "ec-p384": ec.SECP384R1(),
+        "ec-p521": ec.SECP521R1(),
+    }
+    return ec.generate_private_key(curves[kind])
 
 
 def name(common_name: str) -> x509.Name:

@@ -86,8 +86,12 @@ def load_identity(
     except BaseException:
         key.close()
         raise
-    log.debug("key: %s; certificate serial %d; chain of %d", key.description,
-              leaf.serial_number, len(identity.chain))
+    log.debug(
+        "key: %s; certificate serial %d; chain of %d",
+        key.description,
+        leaf.serial_number,
+        len(identity.chain),
+    )
     return identity, key
 
 
@@ -115,7 +119,7 @@ def checked_chain(
             kept.append(cert)
     if len(kept) > MAX_CHAIN:
         raise ConfigError(
-            f"the chain has {len(kept)} certificates; IAM Roles Anywhere accepts at most {MAX_CHAIN}",
+            f"the chain has {len(kept)} certificates; Roles Anywhere accepts at most {MAX_CHAIN}",
             hint="pass only the intermediates between the leaf and the trust anchor",
         )
     return tuple(kept)

@@ -1,9 +1,10 @@
 """The IAM Roles Anywhere CreateSession client: hwsigner's only network code.
 
-    >>> from hwsigner import load_identity, SessionParams, create_session
-    >>> identity, key = load_identity("leaf.pem", "leaf.key")         # doctest: +SKIP
-    >>> params = SessionParams(trust_anchor_arn=..., profile_arn=..., role_arn=...)  # doctest: +SKIP
-    >>> create_session(params, identity, key)                         # doctest: +SKIP
+    >>> from hwsigner import load_identity
+    >>> from hwsigner.rolesanywhere import SessionParams, create_session
+    >>> identity, key = load_identity("leaf.pem", "leaf.key")  # doctest: +SKIP
+    >>> params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN)  # doctest: +SKIP
+    >>> create_session(params, identity, key)  # doctest: +SKIP
     Credentials(access_key_id='ASIA...', expiration='...')
 
 The transport is one callable, ``Request -> Response``: tests pass a plain function or point
@@ -167,8 +168,10 @@ def parse_credentials(response: Response) -> Credentials:
         return Credentials.from_service(json.loads(response.body))
     except ValueError as exc:
         raise ServiceError(
-            "InvalidResponse", f"CreateSession answered {response.status} without credentials",
-            status=response.status, hint="check --endpoint: it should be IAM Roles Anywhere",
+            "InvalidResponse",
+            f"CreateSession answered {response.status} without credentials",
+            status=response.status,
+            hint="check --endpoint: it should be IAM Roles Anywhere",
         ) from exc
 
 

@@ -70,22 +70,22 @@ def amz_date(now: datetime) -> str:
 
 
 def credential_scope(now: datetime, region: str) -> str:
-    """"The credential scope ... date/region/service/aws4_request"."""
+    """ "The credential scope ... date/region/service/aws4_request"."""
     return f"{amz_date(now)[:8]}/{region}/{SERVICE}/aws4_request"
 
 
 def uri_encode(text: str) -> str:
-    """"URI-encode each byte ... except the unreserved characters A-Z a-z 0-9 - _ . ~"."""
+    """ "URI-encode each byte ... except the unreserved characters A-Z a-z 0-9 - _ . ~"."""
     return quote(text, safe="-_.~")
 
 
 def canonical_uri(path: str) -> str:
-    """"The URI-encoded version of the absolute path"; each segment is encoded once more."""
+    """ "The URI-encoded version of the absolute path"; each segment is encoded once more."""
     return quote(path or "/", safe="/-_.~")
 
 
 def canonical_query(query: str) -> str:
-    """"Sort the parameter names by character code point ... URI-encode each name and value"."""
+    """ "Sort the parameter names by character code point ... URI-encode each name and value"."""
     pairs = []
     for part in query.split("&"):
         if not part:
@@ -141,7 +141,7 @@ def canonical_request(request: Request, only: Collection[str] | None = None) -> 
 
 
 def string_to_sign(algorithm: str, now: datetime, region: str, canonical: str) -> str:
-    """"Algorithm \\n RequestDateTime \\n CredentialScope \\n HashedCanonicalRequest"."""
+    """ "Algorithm \\n RequestDateTime \\n CredentialScope \\n HashedCanonicalRequest"."""
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return f"{algorithm}\n{amz_date(now)}\n{credential_scope(now, region)}\n{digest}"
 

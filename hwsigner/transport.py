@@ -14,8 +14,7 @@ import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
-from urllib.request import proxy_bypass_environment
+from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError, NetworkError
 from .sigv4x509 import Request
@@ -44,8 +43,9 @@ class HttpTransport:
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, verify: bool = True) -> HttpTransport:
         """``AWS_CA_BUNDLE`` for TLS, ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` for proxies."""
-        return cls(verify=verify, ca_bundle=env.get("AWS_CA_BUNDLE") or None,
-                   proxies=proxies_from(env))
+        return cls(
+            verify=verify, ca_bundle=env.get("AWS_CA_BUNDLE") or None, proxies=proxies_from(env)
+        )
 
     def __call__(self, request: Request) -> Response:
         url = urlsplit(request.url)
@@ -95,9 +95,9 @@ class HttpTransport:
             return http.client.HTTPConnection(proxy.hostname or "", proxy.port, timeout=timeout)
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
-    def _proxy_for(self, scheme: str, host: str):  # type: ignore[no-untyped-def]
+    def _proxy_for(self, scheme: str, host: str) -> SplitResult | None:
         proxies = self.proxies or {}
-        if scheme not in proxies or proxy_bypass_environment(host, proxies):
+        if scheme not in proxies or bypasses_proxy(host, proxies.get("no", "")):
             return None
         proxy = proxies[scheme]
         return urlsplit(proxy if "://" in proxy else f"http://{proxy}")
@@ -124,6 +124,18 @@ def proxies_from(env: Mapping[str, str]) -> dict[str, str]:
         if value:
             found[scheme] = value
     return found
+
+
+def bypasses_proxy(host: str, no_proxy: str) -> bool:
+    """``NO_PROXY``: ``*``, or hosts and domain suffixes (``.example.com``, ``example.com``)."""
+    host = host.lower().rstrip(".")
+    for entry in no_proxy.replace(" ", "").lower().split(","):
+        entry = entry.rstrip(".").split(":")[0]
+        if entry == "*" or (
+            entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))
+        ):
+            return True
+    return False
 
 
 def _reason(exc: BaseException) -> str:

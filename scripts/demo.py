@@ -17,9 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo"
 ACCOUNT = "111122223333"
 ARNS = [
-    "--trust-anchor-arn", f"arn:aws:rolesanywhere:us-east-1:{ACCOUNT}:trust-anchor/demo",
-    "--profile-arn", f"arn:aws:rolesanywhere:us-east-1:{ACCOUNT}:profile/demo",
-    "--role-arn", f"arn:aws:iam::{ACCOUNT}:role/demo",
+    "--trust-anchor-arn",
+    f"arn:aws:rolesanywhere:us-east-1:{ACCOUNT}:trust-anchor/demo",
+    "--profile-arn",
+    f"arn:aws:rolesanywhere:us-east-1:{ACCOUNT}:profile/demo",
+    "--role-arn",
+    f"arn:aws:iam::{ACCOUNT}:role/demo",
 ]
 HWSIGNER = [sys.executable, "-m", "hwsigner"]
 
@@ -54,10 +57,17 @@ def main() -> int:
 
         step("credential-process, as ~/.aws/config would run it")
         command = [
-            *HWSIGNER, "credential-process",
-            "--certificate", str(cert), "--private-key", str(key),
-            "--intermediates", str(pki.issuing_cert),
-            *ARNS, "--endpoint", url,
+            *HWSIGNER,
+            "credential-process",
+            "--certificate",
+            str(cert),
+            "--private-key",
+            str(key),
+            "--intermediates",
+            str(pki.issuing_cert),
+            *ARNS,
+            "--endpoint",
+            url,
         ]
         show(command)
         result = subprocess.run(command, stdout=subprocess.PIPE, text=True)

@@ -18,9 +18,12 @@ TRUST_ANCHOR_ARN = f"arn:aws:rolesanywhere:{REGION}:{ACCOUNT}:trust-anchor/ta-00
 PROFILE_ARN = f"arn:aws:rolesanywhere:{REGION}:{ACCOUNT}:profile/pr-0001"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/hwsigner-test"
 ARN_FLAGS = [
-    "--trust-anchor-arn", TRUST_ANCHOR_ARN,
-    "--profile-arn", PROFILE_ARN,
-    "--role-arn", ROLE_ARN,
+    "--trust-anchor-arn",
+    TRUST_ANCHOR_ARN,
+    "--profile-arn",
+    PROFILE_ARN,
+    "--role-arn",
+    ROLE_ARN,
 ]
 
 

@@ -8,6 +8,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -32,8 +33,15 @@ def credential_process(*args: object, env: dict[str, str] | None = None):
 def test_leaf_under_issuing_ca_with_intermediates(pki, emulator, kind: str) -> None:
     cert, key = pki.new_leaf(kind, f"cli-{kind}")
     result = credential_process(
-        "--certificate", cert, "--private-key", key, "--intermediates", pki.issuing_cert,
-        *ARN_FLAGS, "--endpoint", emulator.url,
+        "--certificate",
+        cert,
+        "--private-key",
+        key,
+        "--intermediates",
+        pki.issuing_cert,
+        *ARN_FLAGS,
+        "--endpoint",
+        emulator.url,
     )
     data = process_credentials(result)
     assert str(data["AccessKeyId"]).startswith("ASIA")
@@ -59,9 +67,20 @@ def test_leaf_under_the_root_needs_no_chain(pki, emulator) -> None:
 def test_duration_and_session_name_reach_the_body(pki, emulator) -> None:
     cert, key = pki.new_leaf("ec-p256", "cli-duration")
     result = credential_process(
-        "--certificate", cert, "--private-key", key, "--intermediates", pki.issuing_cert,
-        *ARN_FLAGS, "--endpoint", emulator.url,
-        "--session-duration", "900", "--role-session-name", "build-42", "--debug",
+        "--certificate",
+        cert,
+        "--private-key",
+        key,
+        "--intermediates",
+        pki.issuing_cert,
+        *ARN_FLAGS,
+        "--endpoint",
+        emulator.url,
+        "--session-duration",
+        "900",
+        "--role-session-name",
+        "build-42",
+        "--debug",
     )
     data = process_credentials(result)
     left = parse_time(str(data["Expiration"])) - datetime.now(timezone.utc)
@@ -73,36 +92,66 @@ def test_combo_pem_encrypted_pkcs8_and_pkcs12(pki, emulator, tmp_path: Path) -> 
     cert, key = pki.new_leaf("ec-p384", "cli-formats")
     combo = tmp_path / "combo.pem"
     combo.write_bytes(cert.read_bytes() + key.read_bytes())
-    process_credentials(credential_process(
-        "--certificate", combo, "--intermediates", pki.issuing_cert,
-        *ARN_FLAGS, "--endpoint", emulator.url,
-    ))
+    process_credentials(
+        credential_process(
+            "--certificate",
+            combo,
+            "--intermediates",
+            pki.issuing_cert,
+            *ARN_FLAGS,
+            "--endpoint",
+            emulator.url,
+        )
+    )
 
     private = serialization.load_pem_private_key(key.read_bytes(), None)
     encrypted = tmp_path / "enc.pem"
-    encrypted.write_bytes(private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"pkcs8-pass"),
-    ))
-    process_credentials(credential_process(
-        "--certificate", cert, "--private-key", encrypted, "--pkcs8-password", "pkcs8-pass",
-        "--intermediates", pki.issuing_cert, *ARN_FLAGS, "--endpoint", emulator.url,
-    ))
+    encrypted.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pkcs8-pass"),
+        )
+    )
+    process_credentials(
+        credential_process(
+            "--certificate",
+            cert,
+            "--private-key",
+            encrypted,
+            "--pkcs8-password",
+            "pkcs8-pass",
+            "--intermediates",
+            pki.issuing_cert,
+            *ARN_FLAGS,
+            "--endpoint",
+            emulator.url,
+        )
+    )
 
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     p12 = tmp_path / "id.p12"
-    p12.write_bytes(pkcs12.serialize_key_and_certificates(
-        b"id", private,  # type: ignore[arg-type]
-        x509.load_pem_x509_certificate(cert.read_bytes()),
-        [x509.load_pem_x509_certificate(pki.issuing_cert.read_bytes())],
-        serialization.BestAvailableEncryption(b"p12-pass"),
-    ))
-    process_credentials(credential_process(
-        "--certificate", p12, *ARN_FLAGS, "--endpoint", emulator.url,
-        env={"HWSIGNER_PKCS8_PASSWORD": "p12-pass"},
-    ))
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"id",
+            private,  # type: ignore[arg-type]
+            x509.load_pem_x509_certificate(cert.read_bytes()),
+            [x509.load_pem_x509_certificate(pki.issuing_cert.read_bytes())],
+            serialization.BestAvailableEncryption(b"p12-pass"),
+        )
+    )
+    process_credentials(
+        credential_process(
+            "--certificate",
+            p12,
+            *ARN_FLAGS,
+            "--endpoint",
+            emulator.url,
+            env={"HWSIGNER_PKCS8_PASSWORD": "p12-pass"},
+        )
+    )
 
 
 def test_botocore_process_provider_accepts_the_output(pki, emulator, tmp_path: Path) -> None:
@@ -112,11 +161,23 @@ def test_botocore_process_provider_accepts_the_output(pki, emulator, tmp_path: P
     import botocore.session
 
     cert, key = pki.new_leaf("ec-p256", "cli-botocore")
-    command = shlex.join([
-        sys.executable, "-m", "hwsigner", "credential-process",
-        "--certificate", str(cert), "--private-key", str(key),
-        "--intermediates", str(pki.issuing_cert), *ARN_FLAGS, "--endpoint", emulator.url,
-    ])
+    command = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "hwsigner",
+            "credential-process",
+            "--certificate",
+            str(cert),
+            "--private-key",
+            str(key),
+            "--intermediates",
+            str(pki.issuing_cert),
+            *ARN_FLAGS,
+            "--endpoint",
+            emulator.url,
+        ]
+    )
     config = tmp_path / "config"
     config.write_text(f"[profile device]\ncredential_process = {command}\n")
     session = botocore.session.Session(profile="device")
@@ -138,8 +199,15 @@ def leaf(pki):
 
 def test_missing_file(leaf, emulator) -> None:
     cert, _ = leaf
-    result = credential_process("--certificate", cert, "--private-key", "/nonexistent/key.pem",
-                                *ARN_FLAGS, "--endpoint", emulator.url)
+    result = credential_process(
+        "--certificate",
+        cert,
+        "--private-key",
+        "/nonexistent/key.pem",
+        *ARN_FLAGS,
+        "--endpoint",
+        emulator.url,
+    )
     assert_one_line_error(result, "private key file not found: /nonexistent/key.pem")
     result = credential_process("--certificate", "/nonexistent/c.pem", *ARN_FLAGS)
     assert_one_line_error(result, "certificate file not found")
@@ -172,12 +240,23 @@ def test_wrong_pkcs8_password_is_not_echoed(leaf, tmp_path: Path) -> None:
     cert, key = leaf
     private = serialization.load_pem_private_key(key.read_bytes(), None)
     encrypted = tmp_path / "enc.pem"
-    encrypted.write_bytes(private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"right-password"),
-    ))
-    result = credential_process("--certificate", cert, "--private-key", encrypted,
-                                "--pkcs8-password", "Wr0ngPassw0rd", *ARN_FLAGS, "--debug")
+    encrypted.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"right-password"),
+        )
+    )
+    result = credential_process(
+        "--certificate",
+        cert,
+        "--private-key",
+        encrypted,
+        "--pkcs8-password",
+        "Wr0ngPassw0rd",
+        *ARN_FLAGS,
+        "--debug",
+    )
     assert result.returncode == 1 and result.stdout == ""
     assert "wrong password" in result.stderr
     assert "Wr0ngPassw0rd" not in result.stderr
@@ -193,13 +272,29 @@ def test_region_mismatch_and_malformed_arn(leaf) -> None:
     cert, key = leaf
     mismatch = PROFILE_ARN.replace("us-east-1", "eu-west-1")
     result = credential_process(
-        "--certificate", cert, "--private-key", key,
-        "--trust-anchor-arn", ARN_FLAGS[1], "--profile-arn", mismatch, "--role-arn", ROLE_ARN,
+        "--certificate",
+        cert,
+        "--private-key",
+        key,
+        "--trust-anchor-arn",
+        ARN_FLAGS[1],
+        "--profile-arn",
+        mismatch,
+        "--role-arn",
+        ROLE_ARN,
     )
     assert_one_line_error(result, "us-east-1 but the profile is in eu-west-1")
     result = credential_process(
-        "--certificate", cert, "--private-key", key,
-        "--trust-anchor-arn", "arn:aws:nope", "--profile-arn", PROFILE_ARN, "--role-arn", ROLE_ARN,
+        "--certificate",
+        cert,
+        "--private-key",
+        key,
+        "--trust-anchor-arn",
+        "arn:aws:nope",
+        "--profile-arn",
+        PROFILE_ARN,
+        "--role-arn",
+        ROLE_ARN,
     )
     assert_one_line_error(result, "--trust-anchor-arn is not an ARN")
 
@@ -213,25 +308,34 @@ def free_port() -> int:
 def test_unreachable_endpoint(leaf) -> None:
     cert, key = leaf
     url = f"http://127.0.0.1:{free_port()}"
-    result = credential_process("--certificate", cert, "--private-key", key, *ARN_FLAGS,
-                                "--endpoint", url, env={"AWS_MAX_ATTEMPTS": "2"})
+    result = credential_process(
+        "--certificate",
+        cert,
+        "--private-key",
+        key,
+        *ARN_FLAGS,
+        "--endpoint",
+        url,
+        env={"AWS_MAX_ATTEMPTS": "2"},
+    )
     assert_one_line_error(result, f"cannot reach {url}")
 
 
 def test_403_from_the_service_is_shown(pki, emulator) -> None:
     stranger = type(pki).create(pki.directory / "stranger")
     cert, key = stranger.new_leaf("ec-p256", "cli-untrusted", by_root=True)
-    result = credential_process("--certificate", cert, "--private-key", key, *ARN_FLAGS,
-                                "--endpoint", emulator.url)
+    result = credential_process(
+        "--certificate", cert, "--private-key", key, *ARN_FLAGS, "--endpoint", emulator.url
+    )
     assert_one_line_error(result, "AccessDeniedException: Untrusted signing certificate")
 
 
 class Failing(BaseHTTPRequestHandler):
     """A real loopback server that always answers 503 and records who asked."""
 
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).seen.append(dict(self.headers))
         body = json.dumps({"message": "try later"}).encode()
@@ -251,8 +355,9 @@ def test_5xx_is_retried_a_bounded_number_of_times(leaf) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        result = credential_process("--certificate", cert, "--private-key", key, *ARN_FLAGS,
-                                    "--endpoint", url)
+        result = credential_process(
+            "--certificate", cert, "--private-key", key, *ARN_FLAGS, "--endpoint", url
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -264,9 +369,18 @@ def test_5xx_is_retried_a_bounded_number_of_times(leaf) -> None:
 
 def test_debug_shows_steps_and_no_secret(pki, emulator) -> None:
     cert, key = pki.new_leaf("ec-p256", "cli-debug")
-    result = credential_process("--certificate", cert, "--private-key", key,
-                                "--intermediates", pki.issuing_cert, *ARN_FLAGS,
-                                "--endpoint", emulator.url, "--debug")
+    result = credential_process(
+        "--certificate",
+        cert,
+        "--private-key",
+        key,
+        "--intermediates",
+        pki.issuing_cert,
+        *ARN_FLAGS,
+        "--endpoint",
+        emulator.url,
+        "--debug",
+    )
     data = process_credentials(result)
     for step in ("key: file", "canonical request:", "string to sign:", "endpoint:"):
         assert step in result.stderr

@@ -75,7 +75,7 @@ def test_encrypted_key_without_terminal_names_the_flag(tmp_path: Path, monkeypat
 @pytest.mark.parametrize(
     ("key", "needle"),
     [
-        (rsa.generate_private_key(65537, 1024), "too small"),
+        (rsa.generate_private_key(65537, 1024), "too small"),  # noqa: S505
         (ec.generate_private_key(ec.SECP256K1()), "secp256k1"),
         (ed25519.Ed25519PrivateKey.generate(), "not supported"),
     ],
@@ -88,7 +88,9 @@ def test_unsupported_keys_are_refused(tmp_path: Path, key, needle: str) -> None:
 
 
 def test_garbage_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path / "k.pem", b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    path = write(
+        tmp_path / "k.pem", b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n"
+    )
     with pytest.raises(KeySourceError, match="no private key"):
         FileKey.load(path)
 
@@ -149,7 +151,9 @@ def test_leaf_is_never_in_the_chain_and_chain_is_capped(pki, tmp_path: Path) -> 
         c.subject for c in load_identity(str(cert), str(key), str(pki.issuing_cert))[0].chain
     ]
     assert identity.certificate not in identity.chain
-    six = b"".join(pki.issue_file(pki.issuing[1].public_key(), f"x{i}").read_bytes() for i in range(6))
+    six = b"".join(
+        pki.issue_file(pki.issuing[1].public_key(), f"x{i}").read_bytes() for i in range(6)
+    )
     with pytest.raises(ConfigError, match="at most 5"):
         load_identity(str(cert), str(key), write(tmp_path / "six.pem", six))
 

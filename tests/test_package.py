@@ -51,7 +51,9 @@ def test_public_api_is_sorted_complete_and_importable() -> None:
 def imported_by(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {name.split(".")[0] for name in out.split()}
 

@@ -59,8 +59,11 @@ def test_request_shape() -> None:
     [
         ("eu-west-1", {}, "rolesanywhere.eu-west-1.amazonaws.com"),
         ("cn-north-1", {}, "rolesanywhere.cn-north-1.amazonaws.com.cn"),
-        ("us-gov-west-1", {"AWS_USE_FIPS_ENDPOINT": "true"},
-         "rolesanywhere-fips.us-gov-west-1.amazonaws.com"),
+        (
+            "us-gov-west-1",
+            {"AWS_USE_FIPS_ENDPOINT": "true"},
+            "rolesanywhere-fips.us-gov-west-1.amazonaws.com",
+        ),
         ("eu-west-1", {"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "rolesanywhere.eu-west-1.api.aws"),
         ("eu-west-1", {"AWS_ENDPOINT_URL_ROLESANYWHERE": "http://127.0.0.1:9"}, "127.0.0.1:9"),
     ],
@@ -81,9 +84,16 @@ def test_region_flag_overrides_and_mismatch_is_refused() -> None:
 @pytest.mark.parametrize(
     ("params", "needle"),
     [
-        (SessionParams("arn:aws:rolesanywhere:us-east-1:1:trust-anchor/x", PROFILE_ARN, ROLE_ARN),
-         "--trust-anchor-arn is not an ARN"),
-        (SessionParams(TRUST_ANCHOR_ARN, TRUST_ANCHOR_ARN, ROLE_ARN), "--profile-arn is not a profile"),
+        (
+            SessionParams(
+                "arn:aws:rolesanywhere:us-east-1:1:trust-anchor/x", PROFILE_ARN, ROLE_ARN
+            ),
+            "--trust-anchor-arn is not an ARN",
+        ),
+        (
+            SessionParams(TRUST_ANCHOR_ARN, TRUST_ANCHOR_ARN, ROLE_ARN),
+            "--profile-arn is not a profile",
+        ),
         (SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, PROFILE_ARN), "--role-arn is not a role"),
         (SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, 899), "out of range"),
         (SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, 43201), "out of range"),
@@ -132,8 +142,14 @@ def identity(pki):
 
 def call(identity, transport: Script, env: dict[str, str] | None = None):
     sleeps: list[float] = []
-    creds = create_session(PARAMS, *identity, transport=transport, env=env or {},
-                           clock=ticking_clock(), sleep=sleeps.append)
+    creds = create_session(
+        PARAMS,
+        *identity,
+        transport=transport,
+        env=env or {},
+        clock=ticking_clock(),
+        sleep=sleeps.append,
+    )
     return creds, sleeps
 
 
@@ -163,7 +179,8 @@ def test_throttling_is_retried_but_other_4xx_are_not(identity) -> None:
     call(identity, script)
     assert len(script.sent) == 2
     denied = Response(
-        403, {"x-amzn-errortype": "AccessDeniedException:http://internal.amazon.com/"},
+        403,
+        {"x-amzn-errortype": "AccessDeniedException:http://internal.amazon.com/"},
         b'{"message":"Untrusted signing certificate"}',
     )
     script = Script(denied, Response(201, {}, GOOD_BODY))

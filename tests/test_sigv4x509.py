@@ -45,8 +45,9 @@ def resign(capture: str, cert: str, key: str) -> tuple[dict[str, str], dict[str,
         body,
     )
     identity = Identity(read_certificates(str(VECTORS / cert))[0])
-    signed = sign(request, identity, FileKey.load(str(VECTORS / key)), "us-east-2",
-                  capture_time(captured))
+    signed = sign(
+        request, identity, FileKey.load(str(VECTORS / key)), "us-east-2", capture_time(captured)
+    )
     return dict(signed.request.headers), captured, signed.string_to_sign
 
 
@@ -69,7 +70,9 @@ def test_p384_capture_signature_verifies_over_our_string_to_sign() -> None:
         signature = bytes.fromhex(header.rsplit("Signature=", 1)[1])
         public_key.verify(signature, to_sign.encode(), ec.ECDSA(hashes.SHA256()))
     prefix = "AWS4-X509-ECDSA-SHA256 Credential=3/20240706/us-east-2/rolesanywhere/aws4_request, "
-    assert ours["Authorization"].startswith(prefix + "SignedHeaders=content-type;host;x-amz-date;x-amz-x509, ")
+    assert ours["Authorization"].startswith(
+        prefix + "SignedHeaders=content-type;host;x-amz-date;x-amz-x509, "
+    )
 
 
 def test_canonical_query_encodes_and_sorts() -> None:
@@ -121,7 +124,7 @@ def test_string_to_sign_layout() -> None:
 
 def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        string_to_sign("A", datetime(2024, 1, 1), "us-east-1", "x")  # noqa: DTZ001
+        string_to_sign("A", datetime(2024, 1, 1), "us-east-1", "x")
 
 
 @pytest.mark.parametrize("kind", ["rsa-2048", "ec-p256", "ec-p384", "ec-p521"])
@@ -129,10 +132,16 @@ def test_chain_header_algorithm_and_decimal_serial(pki, kind: str) -> None:
     cert_path, key_path = pki.new_leaf(kind, f"sig-{kind}")
     leaf = read_certificates(str(cert_path))[0]
     issuing = read_certificates(str(pki.issuing_cert))[0]
-    request = Request("POST", "https://rolesanywhere.us-east-1.amazonaws.com/sessions?a=b",
-                      (("Content-Type", "application/json"),), b"{}")
+    request = Request(
+        "POST",
+        "https://rolesanywhere.us-east-1.amazonaws.com/sessions?a=b",
+        (("Content-Type", "application/json"),),
+        b"{}",
+    )
     now = datetime.now(timezone.utc)
-    signed = sign(request, Identity(leaf, (issuing,)), FileKey.load(str(key_path)), "us-east-1", now)
+    signed = sign(
+        request, Identity(leaf, (issuing,)), FileKey.load(str(key_path)), "us-east-1", now
+    )
     headers = dict(signed.request.headers)
     algorithm = "AWS4-X509-RSA-SHA256" if kind.startswith("rsa") else "AWS4-X509-ECDSA-SHA256"
     assert headers["Authorization"].startswith(f"{algorithm} Credential={leaf.serial_number}/")

@@ -37,7 +37,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> Parser:
     parser = Parser(
         prog="hwsigner",
-        description="AWS IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or files.",
+        description="AWS IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs, files.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, module_name, summary in COMMANDS:

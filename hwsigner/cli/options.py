@@ -23,18 +23,30 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 def add_key_flags(parser: argparse.ArgumentParser) -> None:
     """Where the certificate and key come from, and what opening them may need."""
     add = parser.add_argument
-    add("--certificate", metavar="CERT",
-        help="certificate: PEM/DER file, PKCS#12 file, or pkcs11: URI")
-    add("--private-key", metavar="KEY",
-        help="private key: key file, TSS2 PEM, pkcs11: URI, or handle:0x81...")
+    add(
+        "--certificate",
+        metavar="CERT",
+        help="certificate: PEM/DER file, PKCS#12 file, or pkcs11: URI",
+    )
+    add(
+        "--private-key",
+        metavar="KEY",
+        help="private key: key file, TSS2 PEM, pkcs11: URI, or handle:0x81...",
+    )
     add("--pkcs11-lib", metavar="PATH", help="PKCS#11 module (default: p11-kit-proxy)")
-    add("--reuse-pin", action="store_true",
-        help="use the user PIN for keys that need a login per signature")
+    add(
+        "--reuse-pin",
+        action="store_true",
+        help="use the user PIN for keys that need a login per signature",
+    )
     add("--tpm-key-password", metavar="PASSWORD", help="password of the TPM key")
     add("--no-tpm-key-password", action="store_true", help="the TPM key has no password")
     add("--tpm-tcti", metavar="TCTI", help="TPM connection (default: $TPM2TOOLS_TCTI or device)")
-    add("--pkcs8-password", metavar="PASSWORD",
-        help="password of an encrypted PKCS#8 key or PKCS#12 file")
+    add(
+        "--pkcs8-password",
+        metavar="PASSWORD",
+        help="password of an encrypted PKCS#8 key or PKCS#12 file",
+    )
     add_debug_flag(parser)
 
 
@@ -45,14 +57,22 @@ def add_session_flags(parser: argparse.ArgumentParser) -> None:
     add("--trust-anchor-arn", required=True, metavar="ARN", help="trust anchor ARN")
     add("--profile-arn", required=True, metavar="ARN", help="profile ARN")
     add("--role-arn", required=True, metavar="ARN", help="role to assume")
-    add("--session-duration", type=int, default=3600, metavar="SECONDS",
-        help="session duration, 900 to 43200 (default 3600)")
+    add(
+        "--session-duration",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="session duration, 900 to 43200 (default 3600)",
+    )
     add("--role-session-name", metavar="NAME", help="role session name")
     add("--region", help="signing region (default: the trust anchor's)")
     add("--endpoint", metavar="URL", help="CreateSession endpoint (default: by region)")
     add("--no-verify-ssl", action="store_true", help="do not verify the endpoint's TLS")
-    add("--with-proxy", action="store_true",
-        help="accepted for compatibility: HTTPS_PROXY/NO_PROXY are always honoured")
+    add(
+        "--with-proxy",
+        action="store_true",
+        help="accepted for compatibility: HTTPS_PROXY/NO_PROXY are always honoured",
+    )
     add_key_flags(parser)
 
 

@@ -9,9 +9,15 @@ from .options import add_debug_flag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--certificate", required=True, metavar="CERT",
-                        help="certificate file (PEM or DER) or pkcs11: URI")
-    parser.add_argument("--pkcs11-lib", metavar="PATH", help="PKCS#11 module (default: p11-kit-proxy)")
+    parser.add_argument(
+        "--certificate",
+        required=True,
+        metavar="CERT",
+        help="certificate file (PEM or DER) or pkcs11: URI",
+    )
+    parser.add_argument(
+        "--pkcs11-lib", metavar="PATH", help="PKCS#11 module (default: p11-kit-proxy)"
+    )
     add_debug_flag(parser)
 
 

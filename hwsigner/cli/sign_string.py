@@ -18,10 +18,19 @@ DIGESTS = ("SHA256", "SHA384", "SHA512")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_key_flags(parser)
-    parser.add_argument("--format", choices=FORMATS, default="json",
-                        help="json (quoted hex, default), text (hex) or bin (raw bytes)")
-    parser.add_argument("--digest", choices=DIGESTS, default="SHA256", type=str.upper,
-                        help="hash to sign with (default SHA256)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="json (quoted hex, default), text (hex) or bin (raw bytes)",
+    )
+    parser.add_argument(
+        "--digest",
+        choices=DIGESTS,
+        default="SHA256",
+        type=str.upper,
+        help="hash to sign with (default SHA256)",
+    )
 
 
 def fixed_message(public_key: object) -> bytes:
@@ -48,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.private_key:
         key = open_key(args.private_key, key_options(args))
     else:
-        raise ConfigError("no private key given", hint="pass --private-key (or a pkcs11: --certificate)")
+        raise ConfigError(
+            "no private key given", hint="pass --private-key (or a pkcs11: --certificate)"
+        )
     with key:
         signature = key.sign(fixed_message(key.public_key), args.digest)
     if args.format == "bin":

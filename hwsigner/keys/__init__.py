@@ -17,14 +17,14 @@ import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Union
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import ConfigError, missing_extra
 
-PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey]
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 Digest = Literal["SHA256", "SHA384", "SHA512"]
 
 TSS2_PEM_MARKER = b"-----BEGIN TSS2 PRIVATE KEY-----"

@@ -1,9 +1,9 @@
 """Private keys in files: PEM PKCS#1, SEC1, PKCS#8 (plain or encrypted) and DER.
 
-    >>> from hwsigner.keys.file import FileKey
-    >>> key = FileKey.load("device.key")                             # doctest: +SKIP
-    >>> key.sign(b"message")[:2].hex()                               # doctest: +SKIP
-    '3045'
+>>> from hwsigner.keys.file import FileKey
+>>> key = FileKey.load("device.key")                             # doctest: +SKIP
+>>> key.sign(b"message")[:2].hex()                               # doctest: +SKIP
+'3045'
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 CURVES = ("secp256r1", "secp384r1", "secp521r1")
 MIN_RSA_BITS = 2048
-PASSWORD_HINT = "pass --pkcs8-password, set HWSIGNER_PKCS8_PASSWORD, or run it on a terminal"
+PASSWORD_HINT = "pass --pkcs8-password, set HWSIGNER_PKCS8_PASSWORD, or run it on a terminal"  # noqa: S105
 
 
 def hash_for(digest: Digest) -> hashes.HashAlgorithm:
-    return {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}[digest]()
+    if digest == "SHA384":
+        return hashes.SHA384()
+    if digest == "SHA512":
+        return hashes.SHA512()
+    return hashes.SHA256()
 
 
 class FileKey(KeyBackend):
