@@ -1,0 +1,32 @@
+"""An offline IAM Roles Anywhere CreateSession endpoint that verifies requests as the service does.
+
+    >>> from hwsigner.emulator import TrustAnchors, running
+    >>> with running(TrustAnchors.load(["root-ca.pem"])) as server:   # doctest: +SKIP
+    ...     print(server.url)
+    http://127.0.0.1:40125
+
+Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
+``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``params`` (the
+request's parameters), ``responses`` (the credential set), ``app`` (routes and test hooks) and
+``server`` (HTTP on 127.0.0.1 and ``hwsigner emulator``). See docs/emulator.md.
+"""
+
+from __future__ import annotations
+
+from .app import Emulator, Reply
+from .certs import TrustAnchors
+from .rejection import Rejection
+from .server import EmulatorServer, running
+from .verify import Grant, Received, verify_create_session
+
+__all__ = [
+    "Emulator",
+    "EmulatorServer",
+    "Grant",
+    "Received",
+    "Rejection",
+    "Reply",
+    "TrustAnchors",
+    "running",
+    "verify_create_session",
+]

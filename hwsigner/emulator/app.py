@@ -1,0 +1,201 @@
+"""The emulator's routes, independent of HTTP plumbing: a received request in, a reply out.
+
+    >>> emulator = Emulator(TrustAnchors.load(["root-ca.pem"]))        # doctest: +SKIP
+    >>> emulator.handle(Received("GET", "/_emulator/stats", (), b"")).status  # doctest: +SKIP
+    200
+
+Routes: ``POST /sessions`` (CreateSession) and the test hooks under ``/_emulator/``:
+``GET stats`` (how many CreateSession calls were answered, rejected, failed on purpose),
+``POST fail`` (``{"status": 503, "count": K}``: answer the next K CreateSession calls with
+that status; -1 for ever, 0 to stop), ``POST settings`` (``{"expiresIn": N}``: credentials
+expire N seconds after the clock; null to follow ``durationSeconds``) and ``POST reset``.
+Anything else is ``ResourceNotFoundException`` (404).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .certs import TrustAnchors
+from .rejection import Rejection, bad_request, error_type_for, not_found
+from .responses import create_session_body
+from .verify import Received, verify_create_session
+
+log = logging.getLogger("hwsigner")
+
+JSON = "application/json"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(cls, status: int, data: object, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+        body = json.dumps(data, separators=(",", ":")).encode()
+        return cls(status, body, (("Content-Type", JSON), *headers))
+
+    @classmethod
+    def error(cls, rejection: Rejection) -> Reply:
+        """AWS's error form: the type in ``x-amzn-ErrorType``, ``{"message": ...}`` as the body."""
+        return cls.json(
+            rejection.status,
+            {"message": rejection.detail},
+            (("x-amzn-ErrorType", rejection.error_type),),
+        )
+
+
+@dataclass
+class Failure:
+    """A planned failure: the next ``count`` CreateSession calls get this answer (-1: all)."""
+
+    status: int
+    error_type: str
+    message: str
+    count: int
+
+
+@dataclass
+class State:
+    """What the test hooks read and change; guarded by the emulator's lock."""
+
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"createSession": 0, "rejected": 0, "failedOnPurpose": 0}
+    )
+    last: dict[str, Any] | None = None
+    failure: Failure | None = None
+    expires_in: int | None = None
+
+
+class Emulator:
+    """Verifies CreateSession requests against ``anchors`` at ``clock()``; thread-safe."""
+
+    def __init__(self, anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow) -> None:
+        self.anchors = anchors
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._state = State()
+
+    def handle(self, received: Received) -> Reply:
+        path = received.target.partition("?")[0]
+        try:
+            if path.startswith("/_emulator/"):
+                return self._hook(received.method, path, received.body)
+            if path != "/sessions" or received.method != "POST":
+                raise not_found(f"No resource matches {received.method[:16]} {path[:128]}")
+            return self._create_session(received)
+        except Rejection as rejection:
+            log.debug(
+                "%s %s: %d %s: %s",
+                received.method,
+                path[:128],
+                rejection.status,
+                rejection.error_type,
+                rejection.detail,
+            )
+            return Reply.error(rejection)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {**self._state.counts, "last": self._state.last}
+
+    def _create_session(self, received: Received) -> Reply:
+        with self._lock:
+            failure = self._state.failure
+            if failure is not None:
+                if failure.count > 0:
+                    failure.count -= 1
+                    if failure.count == 0:
+                        self._state.failure = None
+                self._state.counts["failedOnPurpose"] += 1
+                raise Rejection(failure.status, failure.error_type, failure.message)
+            expires_in = self._state.expires_in
+        now = self.clock()
+        try:
+            grant = verify_create_session(received, self.anchors, now)
+        except Rejection:
+            self._count("rejected")
+            raise
+        body = create_session_body(grant, now, expires_in)
+        credentials = body["credentialSet"][0]["credentials"]
+        last = {  # no secrets: the access key id names the credentials, it does not unlock them
+            "serialNumber": str(grant.certificate.serial_number),
+            "durationSeconds": grant.session.duration,
+            "roleSessionName": grant.session.role_session_name,
+            "roleArn": grant.session.role_arn,
+            "accessKeyId": credentials["accessKeyId"],
+            "expiration": credentials["expiration"],
+        }
+        with self._lock:
+            self._state.counts["createSession"] += 1
+            self._state.last = last
+        log.debug(
+            "CreateSession for serial %s: %s until %s",
+            last["serialNumber"],
+            last["accessKeyId"],
+            last["expiration"],
+        )
+        return Reply.json(201, body)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._state.counts[name] += 1
+
+    def _hook(self, method: str, path: str, body: bytes) -> Reply:
+        name = path.removeprefix("/_emulator/")
+        if (method, name) == ("GET", "stats"):
+            return Reply.json(200, self.stats())
+        if method == "POST" and name in ("fail", "settings", "reset"):
+            data = _hook_json(body)
+            with self._lock:
+                if name == "fail":
+                    self._state.failure = planned_failure(data)
+                elif name == "settings":
+                    self._state.expires_in = _optional_int(data, "expiresIn")
+                else:
+                    self._state = State()
+            return Reply.json(200, {"ok": True})
+        raise not_found(f"No test hook {method[:16]} {path[:128]}")
+
+
+def planned_failure(data: dict[str, Any]) -> Failure | None:
+    """``{"status": 503, "count": 1, "errorType"?: ..., "message"?: ...}``; count 0 clears."""
+    status = _optional_int(data, "status") or 503
+    count = _optional_int(data, "count")
+    count = 1 if count is None else count
+    if not 400 <= status <= 599 or count < -1:
+        raise bad_request("fail needs a status of 400-599 and a count of -1 or more")
+    if count == 0:
+        return None
+    error_type = str(data.get("errorType") or error_type_for(status))
+    message = str(data.get("message") or f"Failure injected by the emulator ({status})")
+    return Failure(status, error_type, message, count)
+
+
+def _hook_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        raise bad_request("A test hook takes a JSON object") from None
+    if not isinstance(data, dict):
+        raise bad_request("A test hook takes a JSON object")
+    return data
+
+
+def _optional_int(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise bad_request(f"{name} must be an integer")
+    return value

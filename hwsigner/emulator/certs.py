@@ -1,0 +1,143 @@
+"""The certificate rules of IAM Roles Anywhere: what a signing certificate and its chain must be.
+
+    >>> anchors = TrustAnchors.load(["root-ca.pem"])                    # doctest: +SKIP
+    >>> check_leaf(leaf, now)                                           # doctest: +SKIP
+    >>> anchors.verify_chain(leaf, intermediates, now)                  # doctest: +SKIP
+    <Certificate(subject=<Name(O=hwsigner dev,CN=hwsigner dev root CA)>, ...)>
+
+The service's trust model, quoted by the checks below: end-entity certificates "must be X.509v3",
+"basic constraints must include CA: false", "the key usage must include Digital Signature", "the
+signing algorithm must include SHA256 or stronger"; CA certificates must have "CA: true" and the
+key usage "Certificate Sign". A chain runs from the leaf through the sent intermediates to a
+trust anchor (a root or an intermediate CA), each link checked by issuer name and signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ..errors import CertificateError
+from ..identity import read_certificates
+from .rejection import access_denied
+
+STRONG_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"})
+CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+MIN_RSA_BITS = 2048
+UNTRUSTED = "Untrusted signing certificate"
+
+
+@dataclass(frozen=True, slots=True)
+class TrustAnchors:
+    """The CA certificates the emulator trusts, like the service's trust anchors."""
+
+    certificates: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def load(cls, paths: Sequence[str]) -> TrustAnchors:
+        """Read PEM bundles or DER files; every certificate in them must be a CA."""
+        found: list[x509.Certificate] = []
+        for path in paths:
+            for cert in read_certificates(path, "--trust-anchor"):
+                if not is_ca(cert):
+                    raise CertificateError(
+                        f"{path}: {cert.subject.rfc4514_string()} is not a CA certificate",
+                        hint="give --trust-anchor a root or intermediate CA certificate",
+                    )
+                found.append(cert)
+        return cls(tuple(found))
+
+    def verify_chain(
+        self, leaf: x509.Certificate, sent: Sequence[x509.Certificate], now: datetime
+    ) -> x509.Certificate:
+        """Walk from ``leaf`` through ``sent`` to an anchor; return the anchor, else reject."""
+        current, unused = leaf, list(sent)
+        while True:
+            for anchor in self.certificates:
+                if issued_by(current, anchor):
+                    check_ca(anchor, now, "trust anchor")
+                    return anchor
+            issuer = next((cert for cert in unused if issued_by(current, cert)), None)
+            if issuer is None:
+                raise access_denied(UNTRUSTED)
+            check_ca(issuer, now, "intermediate certificate")
+            unused.remove(issuer)
+            current = issuer
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """The issuer's subject is the certificate's issuer and the issuer's key signed it."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def check_leaf(cert: x509.Certificate, now: datetime) -> None:
+    """The end-entity rules, then the key the signature is checked with."""
+    if cert.version != x509.Version.v3:
+        raise access_denied("The signing certificate must be X.509 v3")
+    if is_ca(cert):
+        raise access_denied("The signing certificate must not be a CA certificate")
+    usage = key_usage(cert)
+    if usage is None or not usage.digital_signature:
+        raise access_denied("The signing certificate's key usage must include digitalSignature")
+    check_signature_hash(cert, "signing certificate")
+    check_validity(cert, now, "signing certificate")
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise access_denied(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+    elif not (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in CURVES):
+        raise access_denied("The signing certificate's key must be RSA or EC P-256/P-384/P-521")
+
+
+def check_ca(cert: x509.Certificate, now: datetime, role: str) -> None:
+    if not is_ca(cert):
+        raise access_denied(f"The {role} {cert.subject.rfc4514_string()} is not a CA")
+    usage = key_usage(cert)
+    if usage is not None and not usage.key_cert_sign:
+        raise access_denied(f"The {role}'s key usage must include keyCertSign")
+    check_signature_hash(cert, role)
+    check_validity(cert, now, role)
+
+
+def check_signature_hash(cert: x509.Certificate, role: str) -> None:
+    """ "MD5 and SHA1 signing algorithms are rejected"; so is anything without a known hash."""
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        algorithm = None
+    if algorithm is None or algorithm.name not in STRONG_HASHES:
+        name = algorithm.name.upper() if algorithm else "an unsupported algorithm"
+        raise access_denied(f"The {role} is signed with {name}; SHA-256 or stronger is required")
+
+
+def check_validity(cert: x509.Certificate, now: datetime, role: str) -> None:
+    if now < cert.not_valid_before_utc:
+        raise access_denied(f"The {role} is not yet valid")
+    if now > cert.not_valid_after_utc:
+        raise access_denied(f"The {role} has expired")
+
+
+__all__ = ["UNTRUSTED", "TrustAnchors", "check_leaf", "issued_by"]
