@@ -1,0 +1,194 @@
+"""TPM 2.0 keys: ``TSS2 PRIVATE KEY`` files and persistent handles, signing inside the TPM.
+
+    >>> from hwsigner.keys import KeyOptions
+    >>> from hwsigner.keys.tpm import TpmKey
+    >>> options = KeyOptions(tpm_tcti="swtpm:host=127.0.0.1,port=2321")
+    >>> with TpmKey.open("device.tss2", options) as key:               # doctest: +SKIP
+    ...     signatures = [key.sign(b"message") for _ in range(100)]
+    ...     key.counters
+    TpmCounters(primaries_created=1, keys_loaded=1, signatures=100)
+    >>> options = KeyOptions(no_tpm_key_password=True)
+    >>> key = TpmKey.open("handle:0x81000010", options)               # doctest: +SKIP
+
+A key file is loaded once, under its parent (a hierarchy means the standard storage primary,
+created once per device), and stays loaded until ``close()``, which flushes everything. The
+message is hashed here; the TPM signs the digest. ECDSA always declares the curve's hash to the
+TPM and pads (or truncates) the digest to that size, as AWS's helper does, so a SHA-256 digest
+can be signed with a P-384 key; the result is ordinary ECDSA over the chosen hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+from tpm2_pytss import TSS2_Exception
+from tpm2_pytss.constants import ESYS_TR
+from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC, TPMT_PUBLIC
+
+from .._tty import ask_secret
+from ..errors import ConfigError, KeySourceError, PasswordError
+from . import Digest, KeyBackend, KeyOptions, PublicKey
+from .tpm_device import TpmCounters, TpmDevice, is_persistent, resolve_tcti
+from .tpm_keyfile import KeyFileError, TpmKeyFile
+from .tpm_signing import check_signing_key, public_key_of, signing_scheme, wire_signature
+
+PASSWORD_ENV = "HWSIGNER_TPM_KEY_PASSWORD"  # noqa: S105 - a variable name
+HANDLE_RE = re.compile(r"handle:(?:0[xX])?([0-9a-fA-F]{1,8})")
+
+
+def open_key(ref: str, options: KeyOptions) -> TpmKey:
+    """The entry point ``hwsigner.keys.open_key`` uses for ``handle:`` refs and TSS2 files."""
+    return TpmKey.open(ref, options)
+
+
+def parse_handle(ref: str) -> int:
+    """``handle:0x81000010`` (the ``0x`` is optional) as a persistent handle number."""
+    match = HANDLE_RE.fullmatch(ref.strip())
+    if match is None or not is_persistent(int(match.group(1), 16)):
+        raise ConfigError(
+            f"{ref!r} is not a persistent TPM handle",
+            hint="write it as handle:0x81000010 (persistent handles are 0x81000000-0x81ffffff)",
+        )
+    return int(match.group(1), 16)
+
+
+class TpmKey(KeyBackend):
+    """A key loaded in (or persistent in) a TPM. ``open`` does the I/O; ``close`` cleans up."""
+
+    def __init__(
+        self, device: TpmDevice, obj: ESYS_TR, area: TPMT_PUBLIC, description: str, *,
+        owns_device: bool = True, auth_source: str = "none",
+    ) -> None:  # fmt: skip
+        self.device = device
+        self.description = description
+        self._obj = obj
+        self._area = area
+        self._public_key = public_key_of(area)
+        self._owns_device = owns_device
+        self.auth_source = auth_source
+        self._refused: PasswordError | None = None
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls, ref: str, options: KeyOptions | None = None, device: TpmDevice | None = None
+    ) -> TpmKey:
+        """Open ``handle:0x81...`` or a TSS2 key file, on ``device`` or on a new connection."""
+        options = options or KeyOptions()
+        keyfile = None if ref.startswith("handle:") else TpmKeyFile.load(ref)
+        handle = parse_handle(ref) if keyfile is None else None
+        if keyfile is not None:
+            check_keyfile(keyfile, ref, options)
+        owns_device = device is None
+        device = device or TpmDevice.open(resolve_tcti(options.tpm_tcti, os.environ))
+        obj = None
+        try:
+            if keyfile is not None:
+                obj, description = load_keyfile(device, keyfile, ref), f"TPM key {ref}"
+            else:
+                assert handle is not None
+                description = f"TPM key 0x{handle:08x}"
+                obj = device.persistent(handle, f"opening the persistent key 0x{handle:08x}")
+            with device.command(f"reading the public key of {description}"):
+                area = device.esapi.read_public(obj)[0].publicArea
+            check_signing_key(area, description)
+            password, source = key_password(options, keyfile, description)
+            with device.command(f"setting the password of {description}"):
+                device.esapi.tr_set_auth(obj, password.encode())
+            return cls(device, obj, area, description, owns_device=owns_device, auth_source=source)
+        except BaseException:
+            if obj is not None:
+                device.flush(obj)
+            if owns_device:
+                device.close()
+            raise
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._public_key
+
+    @property
+    def counters(self) -> TpmCounters:
+        return self.device.counters
+
+    def sign(self, message: bytes, digest: Digest = "SHA256") -> bytes:
+        if self._refused is not None:  # a wrong password is never tried again
+            raise self._refused
+        hashed = hashlib.new(digest.lower(), message).digest()
+        scheme, tpm_digest = signing_scheme(self._area, hashed, digest, self.description)
+        try:
+            with self.device.command(f"signing with {self.description}"):
+                signature = self.device.esapi.sign(self._obj, tpm_digest, scheme)
+        except PasswordError as exc:
+            hint = exc.hint
+            if "emptyAuth" in self.auth_source:
+                hint = (
+                    "the key file says the key has no password, yet it has one (tpm2-tools 5.7 "
+                    "and older write that flag inverted): pass --tpm-key-password"
+                )
+            self._refused = PasswordError(
+                f"wrong password for {self.description} (password {self.auth_source})",
+                hint=hint,
+            )
+            raise self._refused from None
+        self.device.counters.signatures += 1
+        return wire_signature(signature, self._public_key)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.device.flush(self._obj)
+        if self._owns_device:
+            self.device.close()
+
+
+def check_keyfile(keyfile: TpmKeyFile, ref: str, options: KeyOptions) -> None:
+    if keyfile.has_policy:
+        raise KeySourceError(
+            f"{ref} is a TPM key with a policy, which hwsigner does not support",
+            hint="make the key with a password (or none) instead of a policy",
+        )
+    if keyfile.secret is not None:
+        raise KeySourceError(
+            f"{ref} must be imported into the TPM before it can be loaded",
+            hint="import it with tpm2_import, then write it out with tpm2_encodeobject",
+        )
+
+
+def load_keyfile(device: TpmDevice, keyfile: TpmKeyFile, ref: str) -> ESYS_TR:
+    try:
+        public = TPM2B_PUBLIC.unmarshal(keyfile.public)[0]
+        private = TPM2B_PRIVATE.unmarshal(keyfile.private)[0]
+    except TSS2_Exception:
+        raise KeyFileError(
+            f"{ref} is not a usable TSS2 PRIVATE KEY file: its pubkey or privkey is malformed",
+            hint="give a key file written by tpm2-openssl, tpm2_encodeobject or hwsigner keygen",
+        ) from None
+    parent = device.parent(keyfile.parent, rsa=keyfile.rsa_parent)
+    return device.load(parent, public, private, f"loading {ref} into the TPM")
+
+
+def key_password(
+    options: KeyOptions, keyfile: TpmKeyFile | None, description: str
+) -> tuple[str, str]:
+    """The key's password and where it came from (for error messages; never the value).
+
+    A password given on the command line wins even over a file that says the key has none:
+    tpm2_encodeobject of tpm2-tools 5.7 and older writes that flag inverted.
+    """
+    if options.tpm_key_password is not None:
+        return options.tpm_key_password, "from --tpm-key-password"
+    if options.no_tpm_key_password:
+        return "", "none, as --no-tpm-key-password says"
+    if keyfile is not None and keyfile.empty_auth:
+        return "", "none, as the key file says (emptyAuth)"
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV], f"from {PASSWORD_ENV}"
+    typed = ask_secret(
+        f"Password for {description}: ",
+        instead=f"--tpm-key-password, {PASSWORD_ENV} or --no-tpm-key-password",
+    )
+    return typed, "as typed"

@@ -1,0 +1,124 @@
+"""What signing with a TPM key takes: its public key, its limits, the scheme and the encoding.
+
+    >>> from hwsigner.keys.tpm_signing import signing_scheme
+    >>> scheme, digest = signing_scheme(p384_area, sha256_hash, "SHA256", "key")  # doctest: +SKIP
+    >>> len(digest)                                                    # doctest: +SKIP
+    48
+
+Pure functions over a key's ``TPMT_PUBLIC``; no TPM commands. ECDSA declares the hash whose size
+matches the curve and hands the TPM the message's hash padded (or truncated) to that size, as
+AWS's helper does: the TPM checks that a digest has its declared hash's size, while ECDSA itself
+uses only the integer value of the leftmost curve-size bytes, which the padding keeps.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from tpm2_pytss.constants import TPM2_ALG, TPM2_ECC, TPMA_OBJECT
+from tpm2_pytss.types import (
+    TPMS_SCHEME_HASH,
+    TPMT_PUBLIC,
+    TPMT_SIG_SCHEME,
+    TPMT_SIGNATURE,
+    TPMU_SIG_SCHEME,
+)
+
+from ..errors import KeySourceError
+from . import Digest, PublicKey
+
+HASH_ALGS = {"SHA256": TPM2_ALG.SHA256, "SHA384": TPM2_ALG.SHA384, "SHA512": TPM2_ALG.SHA512}
+HASH_BY_SIZE = {32: TPM2_ALG.SHA256, 48: TPM2_ALG.SHA384, 64: TPM2_ALG.SHA512}
+SIZE_BY_HASH = {alg: size for size, alg in HASH_BY_SIZE.items()}
+CURVES: dict[int, tuple[type[ec.EllipticCurve], int]] = {
+    TPM2_ECC.NIST_P256: (ec.SECP256R1, 32),
+    TPM2_ECC.NIST_P384: (ec.SECP384R1, 48),
+    TPM2_ECC.NIST_P521: (ec.SECP521R1, 66),
+}
+MIN_RSA_BITS = 2048
+
+
+def public_key_of(area: TPMT_PUBLIC) -> PublicKey:
+    """The ``cryptography`` public key for a TPM public area (RSA or NIST-curve EC)."""
+    if area.type == TPM2_ALG.RSA:
+        exponent = int(area.parameters.rsaDetail.exponent) or 65537  # 0 means the default
+        modulus = int.from_bytes(bytes(area.unique.rsa), "big")
+        return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    curve = CURVES[area.parameters.eccDetail.curveID][0]()
+    x = int.from_bytes(bytes(area.unique.ecc.x), "big")
+    y = int.from_bytes(bytes(area.unique.ecc.y), "big")
+    return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+
+
+def check_signing_key(area: TPMT_PUBLIC, description: str) -> None:
+    """Refuse, up front, keys the TPM would not let us use for Roles Anywhere signatures."""
+    attributes = int(area.objectAttributes)
+    problem = None
+    if area.type == TPM2_ALG.ECC:
+        if area.parameters.eccDetail.curveID not in CURVES:
+            problem = "is on an EC curve IAM Roles Anywhere does not accept"
+        elif area.parameters.eccDetail.scheme.scheme not in (TPM2_ALG.NULL, TPM2_ALG.ECDSA):
+            problem = "is bound to a signing scheme other than ECDSA"
+    elif area.type == TPM2_ALG.RSA:
+        if int(area.parameters.rsaDetail.keyBits) < MIN_RSA_BITS:
+            problem = f"is an RSA key shorter than {MIN_RSA_BITS} bits"
+        elif area.parameters.rsaDetail.scheme.scheme not in (TPM2_ALG.NULL, TPM2_ALG.RSASSA):
+            problem = "is bound to a scheme other than RSASSA (PKCS#1 v1.5)"
+    else:
+        problem = "is neither an RSA nor an EC key"
+    if problem is None and not attributes & TPMA_OBJECT.SIGN_ENCRYPT:
+        problem = "is not a signing key (its sign attribute is clear)"
+    if problem is None and attributes & TPMA_OBJECT.RESTRICTED:
+        problem = "is a restricted key, which signs only digests the TPM made itself"
+    if problem is None and not attributes & TPMA_OBJECT.USERWITHAUTH:
+        problem = "can only be used through a policy session, which hwsigner does not support"
+    if problem is not None:
+        raise KeySourceError(
+            f"{description} {problem}",
+            hint="use an unrestricted RSA (2048+) or EC (P-256, P-384) signing key",
+        )
+
+
+def signing_scheme(
+    area: TPMT_PUBLIC, hashed: bytes, digest: Digest, description: str
+) -> tuple[TPMT_SIG_SCHEME, bytes]:
+    """The scheme to declare to the TPM and the digest to hand it, for a hash of the message."""
+    if area.type == TPM2_ALG.RSA:
+        fixed = area.parameters.rsaDetail.scheme
+        if fixed.scheme == TPM2_ALG.RSASSA and fixed.details.anySig.hashAlg != HASH_ALGS[digest]:
+            raise KeySourceError(
+                f"{description} is bound to RSASSA with another hash; it cannot sign {digest}",
+                hint="use the digest the key was made for",
+            )
+        return _scheme(TPM2_ALG.RSASSA, HASH_ALGS[digest]), hashed
+    curve_size = CURVES[area.parameters.eccDetail.curveID][1]
+    fixed = area.parameters.eccDetail.scheme
+    if fixed.scheme == TPM2_ALG.ECDSA:
+        size = SIZE_BY_HASH[fixed.details.anySig.hashAlg]
+    else:  # like AWS's helper: declare the hash whose size matches the curve (capped at 64)
+        size = min(curve_size, 64)
+    # ECDSA uses the leftmost curve-size bytes of the hash; zeros on the left keep its value
+    value = hashed[:curve_size]
+    if not len(value) <= size <= curve_size:
+        raise KeySourceError(
+            f"{description} is bound to a hash that cannot carry a {digest} digest",
+            hint="use the digest the key was made for",
+        )
+    return _scheme(TPM2_ALG.ECDSA, HASH_BY_SIZE[size]), value.rjust(size, b"\0")
+
+
+def _scheme(kind: int, hash_alg: int) -> TPMT_SIG_SCHEME:
+    details = TPMS_SCHEME_HASH(hashAlg=hash_alg)
+    if kind == TPM2_ALG.RSASSA:
+        return TPMT_SIG_SCHEME(scheme=kind, details=TPMU_SIG_SCHEME(rsassa=details))
+    return TPMT_SIG_SCHEME(scheme=kind, details=TPMU_SIG_SCHEME(ecdsa=details))
+
+
+def wire_signature(signature: TPMT_SIGNATURE, public_key: PublicKey) -> bytes:
+    """PKCS#1 v1.5 bytes for RSA; DER ``Ecdsa-Sig-Value`` from the TPM's raw r and s for EC."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        raw = bytes(signature.signature.rsassa.sig)
+        return raw.rjust((public_key.key_size + 7) // 8, b"\0")
+    r = int.from_bytes(bytes(signature.signature.ecdsa.signatureR), "big")
+    s = int.from_bytes(bytes(signature.signature.ecdsa.signatureS), "big")
+    return encode_dss_signature(r, s)
