@@ -77,20 +77,21 @@ class TpmKey(KeyBackend):
     ) -> TpmKey:
         """Open ``handle:0x81...`` or a TSS2 key file, on ``device`` or on a new connection."""
         options = options or KeyOptions()
-        keyfile = None if ref.startswith("handle:") else TpmKeyFile.load(ref)
-        handle = parse_handle(ref) if keyfile is None else None
-        if keyfile is not None:
+        if ref.startswith("handle:"):
+            keyfile, handle, description = None, parse_handle(ref), f"TPM key {ref[7:]}"
+        else:
+            keyfile, handle, description = TpmKeyFile.load(ref), 0, f"TPM key {ref}"
             check_keyfile(keyfile, ref, options)
+            blobs = unmarshal_keyfile(keyfile, ref)
         owns_device = device is None
         device = device or TpmDevice.open(resolve_tcti(options.tpm_tcti, os.environ))
         obj = None
         try:
-            if keyfile is not None:
-                obj, description = load_keyfile(device, keyfile, ref), f"TPM key {ref}"
-            else:
-                assert handle is not None
-                description = f"TPM key 0x{handle:08x}"
+            if keyfile is None:
                 obj = device.persistent(handle, f"opening the persistent key 0x{handle:08x}")
+            else:
+                parent = device.parent(keyfile.parent, rsa=keyfile.rsa_parent)
+                obj = device.load(parent, *blobs, f"loading {ref} into the TPM")
             with device.command(f"reading the public key of {description}"):
                 area = device.esapi.read_public(obj)[0].publicArea
             check_signing_key(area, description)
@@ -158,17 +159,21 @@ def check_keyfile(keyfile: TpmKeyFile, ref: str, options: KeyOptions) -> None:
         )
 
 
-def load_keyfile(device: TpmDevice, keyfile: TpmKeyFile, ref: str) -> ESYS_TR:
+def unmarshal_keyfile(keyfile: TpmKeyFile, ref: str) -> tuple[TPM2B_PUBLIC, TPM2B_PRIVATE]:
     try:
-        public = TPM2B_PUBLIC.unmarshal(keyfile.public)[0]
-        private = TPM2B_PRIVATE.unmarshal(keyfile.private)[0]
+        public, public_used = TPM2B_PUBLIC.unmarshal(keyfile.public)
+        private, private_used = TPM2B_PRIVATE.unmarshal(keyfile.private)
+        # the unmarshalling is lenient; what does not marshal back to the same bytes is garbage
+        well_formed = (public_used, private_used) == (len(keyfile.public), len(keyfile.private))
+        well_formed = well_formed and public.marshal() == keyfile.public
     except TSS2_Exception:
+        well_formed = False
+    if not well_formed:
         raise KeyFileError(
             f"{ref} is not a usable TSS2 PRIVATE KEY file: its pubkey or privkey is malformed",
             hint="give a key file written by tpm2-openssl, tpm2_encodeobject or hwsigner keygen",
-        ) from None
-    parent = device.parent(keyfile.parent, rsa=keyfile.rsa_parent)
-    return device.load(parent, public, private, f"loading {ref} into the TPM")
+        )
+    return public, private
 
 
 def key_password(
