@@ -61,7 +61,8 @@ def load_identity(
     if certificate and not certificate.startswith("pkcs11:"):
         found = read_certificate_file(certificate, options.pkcs8_password)
         if private_key:
-            key = open_key(private_key, options)
+            # a pkcs11: key uses the certificate file to pick the token key it belongs to
+            key = open_key(private_key, options, certificate_ref=certificate)
         elif found.key is not None:
             key = found.key
         else:

@@ -38,11 +38,44 @@ def certificate_data(cert: object) -> dict[str, object]:
     }
 
 
+def token_listing(ref: str, pkcs11_lib: str | None) -> str:
+    """The official helper's listing of the certificates a ``pkcs11:`` URI matches."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ..errors import missing_extra
+
+    try:
+        from ..keys.pkcs11 import list_certificates
+    except ModuleNotFoundError as exc:
+        raise missing_extra("pkcs11", "pkcs11") from exc
+    found = list_certificates(ref, pkcs11_lib)
+    if not found:
+        return "No matching identities\n"
+    lines = ["Matching identities"]
+    for index, item in enumerate(found, 1):
+        cert = item.certificate
+        fingerprint = hashlib.sha1(cert.public_bytes(Encoding.DER)).hexdigest()  # noqa: S324
+        lines += [
+            f"{index}) Hex Fingerprint: {fingerprint}",
+            f"Subject: {cert.subject.rfc4514_string()}",
+            f"Issuer: {cert.issuer.rfc4514_string()}",
+            f"Serial Number: {cert.serial_number:X}",
+            f"URI: {item.uri}",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
     from ..identity import read_certificates
 
+    if args.certificate.startswith("pkcs11:"):
+        sys.stdout.write(token_listing(args.certificate, args.pkcs11_lib))
+        return 0
     cert = read_certificates(args.certificate, "--certificate")[0]
     sys.stdout.write(json.dumps(certificate_data(cert), separators=(",", ":")))
     return 0

@@ -95,7 +95,8 @@ def key_kind(ref: str) -> Literal["pkcs11", "tpm", "file"]:
 def open_key(
     ref: str, options: KeyOptions | None = None, *, certificate_ref: str | None = None
 ) -> KeyBackend:
-    """Open the key that ``ref`` names. ``certificate_ref`` is a ``pkcs11:`` certificate URI."""
+    """Open the key that ``ref`` names. ``certificate_ref`` (a ``pkcs11:`` certificate URI, or
+    the certificate file of a token key) lets a PKCS#11 key find its certificate."""
     options = options or KeyOptions()
     kind = key_kind(ref)
     if kind == "pkcs11":

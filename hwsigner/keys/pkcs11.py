@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import KeyType, Mechanism
 from pkcs11 import exceptions as p11
@@ -65,6 +66,7 @@ class SignSettings:
 
     mechanisms: frozenset[int]
     reuse_pin: bool = False
+    pin_uri: Pkcs11Uri = field(default_factory=Pkcs11Uri)  # the user PIN, if a login is due
 
 
 class Pkcs11Key(KeyBackend):
@@ -133,8 +135,8 @@ class Pkcs11Key(KeyBackend):
         options: KeyOptions,
     ) -> Pkcs11Key:
         certificate = found.entry.certificate if found else file_certificate
-        expected = certificate.public_key() if certificate is not None else None
-        key = select_key(session, key_uri, pin_uri, found.entry if found else None, expected)  # type: ignore[arg-type]
+        expected = _certificate_key(certificate) if certificate is not None else None
+        key = select_key(session, key_uri, pin_uri, found.entry if found else None, expected)
         public_key = expected if expected is not None else key.public_key
         if public_key is None:
             named = object_uri(session.token, key.id, key.label, "private")
@@ -158,8 +160,8 @@ class Pkcs11Key(KeyBackend):
         return cls(
             session,
             key,
-            public_key,  # type: ignore[arg-type]
-            SignSettings(mechanisms, options.reuse_pin),
+            public_key,
+            SignSettings(mechanisms, options.reuse_pin, pin_uri),
             certificate=found.entry.certificate if found else None,
             chain=chain,
             description=description,
@@ -189,6 +191,15 @@ class Pkcs11Key(KeyBackend):
         )
 
     def _sign_once(self, mechanism: Mechanism, data: bytes) -> bytes:
+        try:
+            return self._sign_with_handle(mechanism, data)
+        except p11.UserNotLoggedIn:
+            if self.token.logged_in:
+                raise  # the login was lost: run() reopens the session
+            self.token.login(self.settings.pin_uri)  # a card that shows keys before login
+            return self._sign_with_handle(mechanism, data)
+
+    def _sign_with_handle(self, mechanism: Mechanism, data: bytes) -> bytes:
         handle = self._handle()
         pin = self._pin_for_signature() if self.key.always_authenticate else None
         try:
@@ -231,7 +242,7 @@ class Pkcs11Key(KeyBackend):
             return self.token.user_pin
         if self._context_pin is None:
             self._context_pin = ask_secret(
-                f"PIN for {self.key.label or 'the key'} (it needs one for every signature): ",
+                f"PIN for key {self.key.label or self.key.id.hex()!r} (context-specific login): ",
                 instead="--reuse-pin (to use the token's user PIN for every signature)",
             )
         return self._context_pin
@@ -285,6 +296,16 @@ def _pin_uri(key_uri: Pkcs11Uri, cert_uri: Pkcs11Uri | None) -> Pkcs11Uri:
     if key_uri.pin_value is not None or key_uri.pin_source is not None or cert_uri is None:
         return key_uri
     return cert_uri
+
+
+def _certificate_key(certificate: x509.Certificate) -> PublicKey:
+    public_key = certificate.public_key()
+    if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise CertificateError(
+            f"the certificate's {type(public_key).__name__.lstrip('_')} key is not supported",
+            hint="IAM Roles Anywhere takes RSA and EC (P-256, P-384, P-521) keys",
+        )
+    return public_key
 
 
 def _file_certificate(path: str) -> x509.Certificate | None:

@@ -14,6 +14,7 @@ A ``pin-value`` never appears in ``repr`` or in ``format()`` unless asked for.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError
@@ -218,10 +219,4 @@ def _encode(value: bytes | str, safe: frozenset[int], *, everything: bool = Fals
 
 def _redact(text: str) -> str:
     """``text`` with any pin-value hidden, for error messages."""
-    head, sep, query = text.partition("?")
-    if not sep:
-        return text
-    items = [
-        "pin-value=***" if item.startswith("pin-value=") else item for item in query.split("&")
-    ]
-    return head + "?" + "&".join(items)
+    return re.sub(r"pin-value=[^&;?]*", "pin-value=***", text)
