@@ -152,6 +152,8 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors found by ``http.server`` itself (request line, headers) in AWS's form too."""
         self.close_connection = True
+        if code >= 500:  # http.server's 501 (method) and 505 (version): the client's mistakes
+            code = 400
         if self.request_version == "HTTP/0.9":
             self.request_version = "HTTP/1.1"  # answer with a status line and headers anyway
         detail = message or HTTPStatus(code).phrase
