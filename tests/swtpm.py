@@ -207,10 +207,10 @@ class Swtpm:
         self.run(*args)
         return path
 
-    def openssl_public_key(self, path: Path) -> PublicKey:
+    def openssl_public_key(self, path: Path, password: str | None = None) -> PublicKey:
         """The public key of a TSS2 key file, as tpm2-openssl reads it."""
         pem = self.run("openssl", "pkey", "-provider", "tpm2", "-provider", "base",
-                       "-in", path, "-pubout")  # fmt: skip
+                       "-in", path, "-passin", f"pass:{password or ''}", "-pubout")  # fmt: skip
         return serialization.load_pem_public_key(pem.encode())  # type: ignore[return-value]
 
     def storage_primary(self, workdir: Path, persistent: int | None = None) -> Path:
