@@ -186,6 +186,11 @@ class Swtpm:
         out = self.run("tpm2_getcap", "handles-transient")
         return [int(line.strip("- \n"), 16) for line in out.splitlines() if line.strip()]
 
+    def loaded_sessions(self) -> list[int]:
+        """The authorization sessions loaded in the TPM now."""
+        out = self.run("tpm2_getcap", "handles-loaded-session")
+        return [int(line.strip("- \n"), 16) for line in out.splitlines() if line.strip()]
+
     def lockout_counter(self) -> int:
         """How many authorization failures the dictionary-attack protection has counted."""
         for line in self.run("tpm2_getcap", "properties-variable").splitlines():

@@ -6,7 +6,7 @@
     >>> with TpmKey.open("device.tss2", options) as key:               # doctest: +SKIP
     ...     signatures = [key.sign(b"message") for _ in range(100)]
     ...     key.counters
-    TpmCounters(primaries_created=1, keys_loaded=1, signatures=100)
+    TpmCounters(primaries_created=1, keys_loaded=1, sessions_started=0, signatures=100)
     >>> options = KeyOptions(no_tpm_key_password=True)
     >>> key = TpmKey.open("handle:0x81000010", options)               # doctest: +SKIP
 
@@ -59,7 +59,7 @@ class TpmKey(KeyBackend):
 
     def __init__(
         self, device: TpmDevice, obj: ESYS_TR, area: TPMT_PUBLIC, description: str, *,
-        owns_device: bool = True, auth_source: str = "none",
+        owns_device: bool = True, auth_source: str = "none", session: ESYS_TR | None = None,
     ) -> None:  # fmt: skip
         self.device = device
         self.description = description
@@ -69,6 +69,7 @@ class TpmKey(KeyBackend):
         self._owns_device = owns_device
         self.auth_source = auth_source
         self._refused: PasswordError | None = None
+        self._session = session  # the HMAC session that carries the password, if there is one
         self._closed = False
 
     @classmethod
@@ -78,14 +79,15 @@ class TpmKey(KeyBackend):
         """Open ``handle:0x81...`` or a TSS2 key file, on ``device`` or on a new connection."""
         options = options or KeyOptions()
         if ref.startswith("handle:"):
-            keyfile, handle, description = None, parse_handle(ref), f"TPM key {ref[7:]}"
+            keyfile, handle = None, parse_handle(ref)
+            description = f"TPM key 0x{handle:08x}"
         else:
             keyfile, handle, description = TpmKeyFile.load(ref), 0, f"TPM key {ref}"
             check_keyfile(keyfile, ref, options)
             blobs = unmarshal_keyfile(keyfile, ref)
         owns_device = device is None
         device = device or TpmDevice.open(resolve_tcti(options.tpm_tcti, os.environ))
-        obj = None
+        obj = parent = session = None
         try:
             if keyfile is None:
                 obj = device.persistent(handle, f"opening the persistent key 0x{handle:08x}")
@@ -98,10 +100,16 @@ class TpmKey(KeyBackend):
             password, source = key_password(options, keyfile, description)
             with device.command(f"setting the password of {description}"):
                 device.esapi.tr_set_auth(obj, password.encode())
-            return cls(device, obj, area, description, owns_device=owns_device, auth_source=source)
+            if password:
+                session = device.auth_session(salt_key=parent)
+            return cls(
+                device, obj, area, description,
+                owns_device=owns_device, auth_source=source, session=session,
+            )  # fmt: skip
         except BaseException:
-            if obj is not None:
-                device.flush(obj)
+            for loaded in (session, obj):
+                if loaded is not None:
+                    device.flush(loaded)
             if owns_device:
                 device.close()
             raise
@@ -121,7 +129,9 @@ class TpmKey(KeyBackend):
         scheme, tpm_digest = signing_scheme(self._area, hashed, digest, self.description)
         try:
             with self.device.command(f"signing with {self.description}"):
-                signature = self.device.esapi.sign(self._obj, tpm_digest, scheme)
+                signature = self.device.esapi.sign(
+                    self._obj, tpm_digest, scheme, session1=self._session or ESYS_TR.PASSWORD
+                )
         except PasswordError as exc:
             hint = exc.hint
             if "emptyAuth" in self.auth_source:
@@ -141,6 +151,8 @@ class TpmKey(KeyBackend):
         if self._closed:
             return
         self._closed = True
+        if self._session is not None:
+            self.device.flush(self._session)
         self.device.flush(self._obj)
         if self._owns_device:
             self.device.close()

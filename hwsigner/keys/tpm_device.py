@@ -5,7 +5,7 @@
     ...     parent = tpm.primary(OWNER)      # made once; later calls return the same object
     ...     key = tpm.load(parent, public, private)
     >>> tpm.counters                                                    # doctest: +SKIP
-    TpmCounters(primaries_created=1, keys_loaded=1, signatures=0)
+    TpmCounters(primaries_created=1, keys_loaded=1, sessions_started=0, signatures=0)
 
 The TCTI comes from ``--tpm-tcti``, else ``TPM2TOOLS_TCTI``, else ``device:/dev/tpmrm0``.
 Every transient object the device creates or loads is flushed by ``close()``, on errors too:
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from tpm2_pytss import ESAPI, TSS2_Exception
-from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_ECC, TPMA_OBJECT
+from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_ECC, TPM2_SE, TPMA_OBJECT, TPMA_SESSION
 from tpm2_pytss.types import (
     TPM2B_PRIVATE,
     TPM2B_PUBLIC,
@@ -120,6 +120,7 @@ class TpmCounters:
 
     primaries_created: int = 0
     keys_loaded: int = 0
+    sessions_started: int = 0
     signatures: int = 0
 
 
@@ -134,6 +135,7 @@ class TpmDevice:
         self._primaries: dict[tuple[int, bool], ESYS_TR] = {}
         self._transient: list[ESYS_TR] = []
         self._persistent: list[ESYS_TR] = []
+        self._sessions: list[ESYS_TR] = []
 
     @classmethod
     def open(cls, tcti: str | None = None) -> TpmDevice:
@@ -213,12 +215,34 @@ class TpmDevice:
         self.counters.keys_loaded += 1
         return obj
 
+    def auth_session(self, salt_key: ESYS_TR | None = None) -> ESYS_TR:
+        """An HMAC session to carry a password, so that it never crosses the bus in clear.
+
+        Salted by ``salt_key`` (a storage key) when given: the session key then comes from a
+        secret only the TPM can decrypt, so an eavesdropper cannot test guesses offline either.
+        """
+        with self.command("starting an authorization session"):
+            session = self.esapi.start_auth_session(
+                salt_key if salt_key is not None else ESYS_TR.NONE,
+                ESYS_TR.NONE,
+                TPM2_SE.HMAC,
+                None,
+                TPM2_ALG.SHA256,
+            )
+            self._sessions.append(session)
+            self.esapi.trsess_set_attributes(session, TPMA_SESSION.CONTINUESESSION)
+        self.counters.sessions_started += 1
+        return session
+
     def flush(self, obj: ESYS_TR) -> None:
-        """Unload a transient object, or forget a persistent one (which stays in the TPM)."""
+        """Unload a transient object or session, or forget a persistent object (it stays)."""
         with self.lock:
             try:
                 if obj in self._transient:
                     self._transient.remove(obj)
+                    self.esapi.flush_context(obj)
+                elif obj in self._sessions:
+                    self._sessions.remove(obj)
                     self.esapi.flush_context(obj)
                 elif obj in self._persistent:
                     self._persistent.remove(obj)
@@ -231,12 +255,13 @@ class TpmDevice:
         with self.lock:
             if self.esapi.is_closed():
                 return
-            for obj in [*reversed(self._transient), *self._primaries.values()]:
+            for obj in [*self._sessions, *reversed(self._transient), *self._primaries.values()]:
                 try:
                     self.esapi.flush_context(obj)
                 except TSS2_Exception as exc:  # the connection may be gone; keep going
                     log.debug("TPM: could not flush an object: %s", exc)
             self._transient.clear()
+            self._sessions.clear()
             self._primaries.clear()
             self._persistent.clear()
             self.esapi.close()

@@ -87,6 +87,10 @@ def test_key_with_a_password(
         options = KeyOptions(tpm_tcti=module_swtpm.tcti)
     with open_key(str(path), options) as key:
         verify(key.public_key, key.sign(b"m"), b"m", "SHA256")
+        verify(key.public_key, key.sign(b"n"), b"n", "SHA256")  # the session continues
+        assert key.counters.sessions_started == 1  # type: ignore[attr-defined]
+    assert module_swtpm.loaded_sessions() == []
+    assert module_swtpm.transient_handles() == []
 
 
 @needs_tpm2_openssl
@@ -112,6 +116,14 @@ def test_persistent_key_made_by_tpm2_tools(
         verify(key.public_key, key.sign(b"m", "SHA384"), b"m", "SHA384")
     assert module_swtpm.transient_handles() == []
     assert f"0x{ref[-8:]}" in module_swtpm.run("tpm2_getcap", "handles-persistent")
+
+
+def test_persistent_key_with_a_password(module_swtpm: Swtpm, tmp_path: Path) -> None:
+    module_swtpm.persistent_key(0x81000012, tmp_path, "ecc256", password="pp 12")
+    options = KeyOptions(tpm_tcti=module_swtpm.tcti, tpm_key_password="pp 12")
+    with open_key("handle:0x81000012", options) as key:
+        verify(key.public_key, key.sign(b"m"), b"m", "SHA256")
+    assert module_swtpm.loaded_sessions() == []
 
 
 def test_tpm2_encodeobject_file(module_swtpm: Swtpm, tmp_path: Path) -> None:
@@ -146,6 +158,7 @@ def test_wrong_password_is_reported_once_and_never_retried(swtpm: Swtpm, tmp_pat
         key.sign(b"m")  # reported again without asking the TPM
     assert swtpm.lockout_counter() == 1
     assert swtpm.transient_handles() == []
+    assert swtpm.loaded_sessions() == []
 
 
 def test_no_terminal_for_the_password_prompt(module_swtpm: Swtpm, tmp_path: Path) -> None:
