@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from hwsigner.keys import key_kind
 from hwsigner.keys.tpm_keyfile import KeyFileError, TpmKeyFile
 
 PUBLIC = b"\x00\x04pub!"  # TPM2B framing only; the TPM checks the contents
@@ -154,3 +156,10 @@ def test_openssl_parses_what_is_written() -> None:
     assert ":2.23.133.10.1.3" in text
     assert "BOOLEAN           :255" in text
     assert "INTEGER           :40000001" in text
+
+
+@pytest.mark.parametrize("label", ["TSS2 PRIVATE KEY", "TSS2 KEY BLOB"])
+def test_key_files_are_routed_to_the_tpm_by_content(tmp_path: Path, label: str) -> None:
+    path = tmp_path / "device.key"  # the name says nothing
+    path.write_bytes(pem(key_der(LOADABLE), label))
+    assert key_kind(str(path)) == "tpm"

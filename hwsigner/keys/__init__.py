@@ -28,6 +28,7 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 Digest = Literal["SHA256", "SHA384", "SHA512"]
 
 TSS2_PEM_MARKER = b"-----BEGIN TSS2 PRIVATE KEY-----"
+TSS2_LEGACY_PEM_MARKER = b"-----BEGIN TSS2 KEY BLOB-----"  # openssl_tpm2_engine's first format
 
 
 class KeyBackend(abc.ABC):
@@ -89,7 +90,7 @@ def key_kind(ref: str) -> Literal["pkcs11", "tpm", "file"]:
             head = f.read(4096)
     except OSError:
         return "file"  # the file backend reports the missing file
-    return "tpm" if TSS2_PEM_MARKER in head else "file"
+    return "tpm" if TSS2_PEM_MARKER in head or TSS2_LEGACY_PEM_MARKER in head else "file"
 
 
 def open_key(

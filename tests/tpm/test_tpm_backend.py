@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,32 @@ def test_persistent_key_with_a_password(module_swtpm: Swtpm, tmp_path: Path) -> 
     with open_key("handle:0x81000012", options) as key:
         verify(key.public_key, key.sign(b"m"), b"m", "SHA256")
     assert module_swtpm.loaded_sessions() == []
+
+
+@needs_tpm2_openssl
+def test_legacy_key_blob_layout(module_swtpm: Swtpm, tmp_path: Path) -> None:
+    """openssl_tpm2_engine's first format: OID 2.23.133.10.2, parent [1], pubkey [2]."""
+    current = TpmKeyFile.load(str(module_swtpm.openssl_key(tmp_path / "k.tss2", "ec-p256")))
+
+    def tlv(tag: int, value: bytes) -> bytes:
+        return (
+            bytes([tag, 0x81, len(value)]) + value
+            if len(value) > 0x7F
+            else bytes([tag, len(value)]) + value
+        )
+
+    der = tlv(0x30, b"".join([
+        tlv(0x06, bytes.fromhex("6781050a02")),
+        tlv(0xA0, tlv(0x01, b"\x01")),
+        tlv(0xA1, tlv(0x02, b"\x40\x00\x00\x01")),
+        tlv(0xA2, tlv(0x04, current.public)),
+        tlv(0x04, current.private),
+    ]))  # fmt: skip
+    legacy = tmp_path / "legacy.key"
+    body = base64.encodebytes(der).decode()
+    legacy.write_text(f"-----BEGIN TSS2 KEY BLOB-----\n{body}-----END TSS2 KEY BLOB-----\n")
+    with open_key(str(legacy), KeyOptions(tpm_tcti=module_swtpm.tcti)) as key:
+        verify(key.public_key, key.sign(b"m"), b"m", "SHA256")
 
 
 def test_tpm2_encodeobject_file(module_swtpm: Swtpm, tmp_path: Path) -> None:
