@@ -143,13 +143,18 @@ def resigned(
     *,
     sha1: bool = False,
     v1: bool = False,
+    twice: bool = False,
 ) -> x509.Certificate:
-    """``cert`` re-signed with ECDSA-SHA1, or made X.509 v1; ``cryptography`` builds neither."""
+    """``cert`` re-signed with ECDSA-SHA1, made X.509 v1, or with its extensions twice:
+    certificates ``cryptography`` does not build."""
     parsed = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
     tbs = parsed["tbs_certificate"]
     if v1:
         tbs["version"] = "v1"
         tbs["extensions"] = None
+    if twice:
+        extensions = list(tbs["extensions"])
+        tbs["extensions"] = asn1_x509.Extensions(extensions + [e.copy() for e in extensions])
     algorithm = asn1_x509.SignedDigestAlgorithm(
         {"algorithm": "sha1_ecdsa" if sha1 else "sha256_ecdsa"}
     )
@@ -436,6 +441,7 @@ def test_an_expired_intermediate_is_refused(emu: Emu, pki: DevPki, ec_key) -> No
         ("no key usage", "digitalSignature"),
         ("SHA-1", "SHA1"),
         ("X.509 v1", "X.509 v3"),
+        ("extensions twice", "digitalSignature"),
     ],
 )
 def test_a_leaf_that_breaks_a_rule_is_refused(
@@ -455,6 +461,9 @@ def test_a_leaf_that_breaks_a_rule_is_refused(
         "no key usage": lambda: leaf(public, issuing, emu.now, usage=None),
         "SHA-1": lambda: resigned(leaf(public, issuing, emu.now), issuing[1], sha1=True),
         "X.509 v1": lambda: resigned(leaf(public, issuing, emu.now), issuing[1], v1=True),
+        "extensions twice": lambda: resigned(
+            leaf(public, issuing, emu.now), issuing[1], twice=True
+        ),
     }[case]()
     response = send(signed(emu, device_with(cert, ec_key, issuing[0])))
     refused(response, 403, "AccessDeniedException", needle)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -30,6 +31,8 @@ STRONG_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3-256", "sha3-384",
 CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 MIN_RSA_BITS = 2048
 UNTRUSTED = "Untrusted signing certificate"
+
+ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +83,19 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
+    constraints = extension(cert, x509.BasicConstraints)
+    return constraints is not None and constraints.ca
 
 
 def key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    return extension(cert, x509.KeyUsage)
+
+
+def extension(cert: x509.Certificate, kind: type[ExtensionValue]) -> ExtensionValue | None:
+    """The extension's value; None when absent or unreadable (so the rule needing it fails)."""
     try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
+        return cert.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
         return None
 
 

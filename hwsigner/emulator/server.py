@@ -92,7 +92,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         headers = tuple(self.headers.items())
         received = Received(self.command, self.path, headers, body)
-        self._send(self.server.emulator.handle(received))
+        try:
+            reply = self.server.emulator.handle(received)
+        except Exception:  # a bug here must not leave the client waiting without an answer
+            log.exception("internal error answering %s %s", self.command, self.path[:128])
+            self.close_connection = True
+            reply = Reply.error(Rejection(500, "InternalServerException", "Internal error"))
+        self._send(reply)
 
     def _read_body(self) -> bytes:
         encodings = self.headers.get_all("Transfer-Encoding") or []

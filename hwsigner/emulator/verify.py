@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -123,7 +123,10 @@ def verify_create_session(received: Received, anchors: TrustAnchors, now: dateti
             f"Credential serial {auth.serial[:64]!r} is not the X-Amz-X509 certificate's serial "
             "number in decimal"
         )
-    public_key = leaf.public_key()
+    try:
+        public_key = leaf.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise access_denied("The signing certificate's public key cannot be read") from None
     if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
         raise access_denied("The signing certificate's key must be RSA or EC")
     check_algorithm(auth.algorithm, public_key)
