@@ -33,7 +33,10 @@ from hwsigner.identity import load_identity
 from hwsigner.keys import KeyOptions, open_key
 from hwsigner.keys.pkcs11 import Pkcs11Key, list_certificates
 from hwsigner.keys.pkcs11_token import COUNTERS
+from hwsigner.rolesanywhere import SessionParams, create_session
 
+from .conftest import RunningEmulator
+from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 from .softhsm import MODULE, SoftHsm, SoftToken, softhsm  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.softhsm
@@ -133,6 +136,17 @@ def test_n_signatures_cost_one_login_and_no_trial_signature(lab: Lab) -> None:
     assert COUNTERS.logins == logins + 1
     assert COUNTERS.signatures == signatures + 25  # not one more: no trial signature
     assert identity.certificate == lab.ec_cert
+
+
+def test_n_create_sessions_cost_one_login(lab: Lab, emulator: RunningEmulator) -> None:
+    """A long-running user (serve, update, the Python API) keeps one logged-in session."""
+    logins, signatures = COUNTERS.logins, COUNTERS.signatures
+    identity, key = load_identity(lab.token.uri(object="rsa", pin=True), options=OPTIONS)
+    params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=emulator.url)
+    with key:
+        for _ in range(5):
+            assert create_session(params, identity, key, env={}).access_key_id
+    assert (COUNTERS.logins, COUNTERS.signatures) == (logins + 1, signatures + 5)
 
 
 def test_chain_holds_only_real_issuers(lab: Lab, opened: list[Pkcs11Key]) -> None:

@@ -31,12 +31,15 @@ from .._tty import ask_secret
 from ..errors import CertificateError, ConfigError, KeySourceError, PasswordError
 from . import Digest, KeyBackend, KeyOptions, PublicKey
 from .pkcs11_find import TokenKey, find_certificates, find_private_keys, issuer_chain, object_uri
-from .pkcs11_module import Module, describe_token, failure, matching_tokens
+from .pkcs11_module import Module, failure
 from .pkcs11_select import (
     Found,
+    ListedCertificate,
+    list_certificates,
+    module_uri_of,
     one_certificate,
-    release_all,
-    search_certificates,
+    one_token_session,
+    pin_uri_of,
     select_key,
     selects_token,
     spki,
@@ -105,8 +108,8 @@ class Pkcs11Key(KeyBackend):
             cert_uri = key_uri if certificate_ref == ref else Pkcs11Uri.parse(certificate_ref)
         elif certificate_ref is not None:
             file_certificate = _file_certificate(certificate_ref)
-        pin_uri = _pin_uri(key_uri, cert_uri)
-        module = Module.load(Module.path_for(_module_uri(key_uri, cert_uri), options.pkcs11_lib))
+        pin_uri = pin_uri_of(key_uri, cert_uri)
+        module = Module.load(Module.path_for(module_uri_of(key_uri, cert_uri), options.pkcs11_lib))
         log.debug("PKCS#11 module %s", module.path)
         found = one_certificate(module, cert_uri, pin_uri) if cert_uri is not None else None
         try:
@@ -114,7 +117,7 @@ class Pkcs11Key(KeyBackend):
                 session = found.session
                 session.acquire()
             else:
-                session = _one_token_session(module, key_uri)
+                session = one_token_session(module, key_uri)
             try:
                 return cls._on_token(session, key_uri, pin_uri, found, file_certificate, options)
             except BaseException:
@@ -257,45 +260,6 @@ class Pkcs11Key(KeyBackend):
 def open_key(ref: str, options: KeyOptions, *, certificate_ref: str | None = None) -> KeyBackend:
     """The entry point ``hwsigner.keys.open_key`` uses for ``pkcs11:`` references."""
     return Pkcs11Key.open(ref, options, certificate_ref=certificate_ref)
-
-
-@dataclass(frozen=True, slots=True)
-class ListedCertificate:
-    certificate: x509.Certificate
-    uri: str
-
-
-def list_certificates(ref: str, pkcs11_lib: str | None = None) -> list[ListedCertificate]:
-    """Every certificate ``ref`` matches, each with a URI that selects exactly it."""
-    uri = Pkcs11Uri.parse(ref)
-    module = Module.load(Module.path_for(uri, pkcs11_lib))
-    found = search_certificates(module, uri, uri)
-    try:
-        return [ListedCertificate(item.entry.certificate, item.uri) for item in found]
-    finally:
-        release_all(found)
-
-
-def _one_token_session(module: Module, uri: Pkcs11Uri) -> TokenSession:
-    tokens = matching_tokens(module, uri)
-    if len(tokens) > 1:
-        raise ConfigError(
-            f"{len(tokens)} tokens match {uri}: {', '.join(describe_token(t) for t in tokens)}",
-            hint="add token= or serial= to the URI",
-        )
-    return TokenSession.open(module, tokens[0])
-
-
-def _module_uri(key_uri: Pkcs11Uri, cert_uri: Pkcs11Uri | None) -> Pkcs11Uri:
-    if key_uri.module_path or key_uri.module_name or cert_uri is None:
-        return key_uri
-    return cert_uri
-
-
-def _pin_uri(key_uri: Pkcs11Uri, cert_uri: Pkcs11Uri | None) -> Pkcs11Uri:
-    if key_uri.pin_value is not None or key_uri.pin_source is not None or cert_uri is None:
-        return key_uri
-    return cert_uri
 
 
 def _certificate_key(certificate: x509.Certificate) -> PublicKey:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11.constants import TokenFlag
 
@@ -29,7 +30,7 @@ from .pkcs11_find import (
     find_private_keys,
     object_uri,
 )
-from .pkcs11_module import Module, matching_tokens
+from .pkcs11_module import Module, describe_token, matching_tokens
 from .pkcs11_token import TokenSession
 from .pkcs11_uri import Pkcs11Uri
 
@@ -195,3 +196,47 @@ def _key_uri(session: TokenSession, key: TokenKey) -> str:
 
 def spki(public_key: PublicKey) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedCertificate:
+    """A certificate for ``read-certificate-data``, with a URI that selects exactly it."""
+
+    certificate: x509.Certificate
+    uri: str
+
+
+def list_certificates(ref: str, pkcs11_lib: str | None = None) -> list[ListedCertificate]:
+    """Every certificate ``ref`` matches, each with a URI that selects exactly it."""
+    uri = Pkcs11Uri.parse(ref)
+    module = Module.load(Module.path_for(uri, pkcs11_lib))
+    found = search_certificates(module, uri, uri)
+    try:
+        return [ListedCertificate(item.entry.certificate, item.uri) for item in found]
+    finally:
+        release_all(found)
+
+
+def one_token_session(module: Module, uri: Pkcs11Uri) -> TokenSession:
+    """The session of the one token a key URI selects (a PIN is asked for one token only)."""
+    tokens = matching_tokens(module, uri)
+    if len(tokens) > 1:
+        raise ConfigError(
+            f"{len(tokens)} tokens match {uri}: {', '.join(describe_token(t) for t in tokens)}",
+            hint="add token= or serial= to the URI",
+        )
+    return TokenSession.open(module, tokens[0])
+
+
+def module_uri_of(key_uri: Pkcs11Uri, cert_uri: Pkcs11Uri | None) -> Pkcs11Uri:
+    """The URI whose module-path / module-name count: the key's, else the certificate's."""
+    if key_uri.module_path or key_uri.module_name or cert_uri is None:
+        return key_uri
+    return cert_uri
+
+
+def pin_uri_of(key_uri: Pkcs11Uri, cert_uri: Pkcs11Uri | None) -> Pkcs11Uri:
+    """The URI whose pin-value / pin-source count: the key's, else the certificate's."""
+    if key_uri.pin_value is not None or key_uri.pin_source is not None or cert_uri is None:
+        return key_uri
+    return cert_uri
