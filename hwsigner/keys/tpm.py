@@ -132,6 +132,7 @@ class TpmKey(KeyBackend):
                 signature = self.device.esapi.sign(
                     self._obj, tpm_digest, scheme, session1=self._session or ESYS_TR.PASSWORD
                 )
+                self.device.counters.signatures += 1
         except PasswordError as exc:
             hint = exc.hint
             if "emptyAuth" in self.auth_source:
@@ -144,7 +145,6 @@ class TpmKey(KeyBackend):
                 hint=hint,
             )
             raise self._refused from None
-        self.device.counters.signatures += 1
         return wire_signature(signature, self._public_key)
 
     def close(self) -> None:

@@ -48,6 +48,10 @@ OWNER, ENDORSEMENT, PLATFORM, NULL = 0x40000001, 0x4000000B, 0x4000000C, 0x40000
 HIERARCHIES = {OWNER: ESYS_TR.OWNER, ENDORSEMENT: ESYS_TR.ENDORSEMENT,
                PLATFORM: ESYS_TR.PLATFORM, NULL: ESYS_TR.NULL}  # fmt: skip
 PARENT_PASSWORD_ENV = "HWSIGNER_TPM_PARENT_PASSWORD"  # noqa: S105 - a variable name
+PARENT_PASSWORD_HINT = (
+    f"the parent (the owner hierarchy or a persistent parent key) has a password: set "
+    f"{PARENT_PASSWORD_ENV}"
+)
 
 log = logging.getLogger("hwsigner")
 
@@ -152,13 +156,16 @@ class TpmDevice:
         return cls(esapi, tcti)
 
     @contextmanager
-    def command(self, doing: str) -> Iterator[None]:
-        """Run TPM commands under the lock; a TSS error becomes a ``HwSignerError``."""
+    def command(self, doing: str, password_hint: str | None = None) -> Iterator[None]:
+        """Run TPM commands under the lock; a TSS error becomes a ``HwSignerError``.
+
+        ``password_hint`` replaces the hint of a refused password (by default, the key's).
+        """
         with self.lock:
             try:
                 yield
             except TSS2_Exception as exc:
-                raise tpm_error(exc, doing, self.tcti) from exc
+                raise tpm_error(exc, doing, self.tcti, password_hint) from exc
 
     def primary(self, hierarchy: int = OWNER, *, rsa: bool = False) -> ESYS_TR:
         """The standard storage primary under ``hierarchy``: created on first use, then reused."""
@@ -167,13 +174,13 @@ class TpmDevice:
         if hierarchy not in HIERARCHIES:
             raise ValueError(f"0x{hierarchy:08x} is not a hierarchy")
         name = {OWNER: "owner", ENDORSEMENT: "endorsement", PLATFORM: "platform", NULL: "null"}
-        with self.command(f"creating the storage primary key in the {name[hierarchy]} hierarchy"):
+        doing = f"creating the storage primary key in the {name[hierarchy]} hierarchy"
+        with self.command(doing, PARENT_PASSWORD_HINT):
             parent_password = os.environ.get(PARENT_PASSWORD_ENV)
             if parent_password:
                 self.esapi.tr_set_auth(HIERARCHIES[hierarchy], parent_password.encode())
-            handle = self.esapi.create_primary(None, storage_template(rsa), HIERARCHIES[hierarchy])[
-                0
-            ]
+            template = storage_template(rsa)
+            handle = self.esapi.create_primary(None, template, HIERARCHIES[hierarchy])[0]
         self._primaries[(hierarchy, rsa)] = handle
         self.counters.primaries_created += 1
         log.debug("TPM: created the %s storage primary", "RSA" if rsa else "ECC P-256")
@@ -209,7 +216,7 @@ class TpmDevice:
         self, parent: ESYS_TR, public: TPM2B_PUBLIC, private: TPM2B_PRIVATE, doing: str
     ) -> ESYS_TR:
         """Load a wrapped key under ``parent``; it stays loaded until ``flush`` or ``close``."""
-        with self.command(doing):
+        with self.command(doing, PARENT_PASSWORD_HINT):
             obj = self.esapi.load(parent, private, public)
         self._transient.append(obj)
         self.counters.keys_loaded += 1

@@ -50,7 +50,9 @@ def is_no_such_handle(exc: TSS2_Exception) -> bool:
     return layer(exc) == 0 and code(exc) == TPM2_RC.HANDLE
 
 
-def tpm_error(exc: TSS2_Exception, doing: str, tcti: str) -> HwSignerError:
+def tpm_error(
+    exc: TSS2_Exception, doing: str, tcti: str, password_hint: str | None = None
+) -> HwSignerError:
     """The error to raise for a TSS/TPM failure that happened while ``doing`` something."""
     if layer(exc) != 0 and int(exc.rc) & 0xFFFF == IO_ERROR:
         return KeySourceError(
@@ -58,7 +60,9 @@ def tpm_error(exc: TSS2_Exception, doing: str, tcti: str) -> HwSignerError:
             hint="check that the TPM (or swtpm) is still running",
         )
     if is_wrong_password(exc):
-        return PasswordError(f"the TPM refused the password while {doing}", hint=LOCKOUT_HINT)
+        return PasswordError(
+            f"the TPM refused the password while {doing}", hint=password_hint or LOCKOUT_HINT
+        )
     if layer(exc) == 0 and code(exc) == TPM2_RC.LOCKOUT:
         return KeySourceError(
             f"the TPM is in dictionary-attack lockout (too many wrong passwords) while {doing}",

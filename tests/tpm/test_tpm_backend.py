@@ -171,6 +171,22 @@ def test_tpm2_encodeobject_password_wins_over_an_inverted_empty_auth(
 
 
 @needs_tpm2_openssl
+def test_owner_hierarchy_with_a_password(
+    swtpm: Swtpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = swtpm.openssl_key(tmp_path / "k.tss2", "ec-p256")
+    swtpm.tool("tpm2_changeauth", "-c", "o", "owner secret")
+    options = KeyOptions(tpm_tcti=swtpm.tcti)
+    with pytest.raises(PasswordError, match="storage primary") as caught:
+        open_key(str(path), options)
+    assert "HWSIGNER_TPM_PARENT_PASSWORD" in str(caught.value.hint)
+    monkeypatch.setenv("HWSIGNER_TPM_PARENT_PASSWORD", "owner secret")
+    with open_key(str(path), options) as key:
+        verify(key.public_key, key.sign(b"m"), b"m", "SHA256")
+    assert swtpm.transient_handles() == []
+
+
+@needs_tpm2_openssl
 def test_wrong_password_is_reported_once_and_never_retried(swtpm: Swtpm, tmp_path: Path) -> None:
     path = swtpm.openssl_key(tmp_path / "pw.tss2", "ec-p256", password="correct-horse")
     key = open_key(str(path), KeyOptions(tpm_tcti=swtpm.tcti, tpm_key_password="bad-guess-42"))
