@@ -22,6 +22,10 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sign-string", "sign_string", "sign the fixed test message with the key"),
     ("read-certificate-data", "read_certificate_data", "show what a certificate source holds"),
     ("emulator", "emulator", "run a local IAM Roles Anywhere CreateSession endpoint"),
+    ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
+    ("csr", "csr", "make a certificate request signed by the key"),
+    ("import-cert", "import_cert", "install an issued certificate beside its key"),
+    ("doctor", "doctor", "check a setup before it ships, one line per check"),
     ("version", "version", "print the version"),
 )
 

@@ -1,0 +1,71 @@
+"""``hwsigner doctor``: check a device's setup before it ships, one line per check.
+
+    $ hwsigner doctor --certificate 'pkcs11:token=dev;object=device' \\
+        --trust-anchor-arn ... --profile-arn ... --role-arn ... --trust-anchor-cert root-ca.pem
+    PASS  certificate: CN=device-0001, serial 1F..., issued by CN=Acme issuing CA, on the token
+    PASS  private key: opens: pkcs11:token=dev;id=%01;object=device;type=private
+    ...
+    doctor: 8 passed, 0 warnings, 0 failed
+
+Takes the flags of ``credential-process`` (the ARNs are optional here), plus
+``--trust-anchor-cert`` to check the chain up to the trust anchor and ``--online`` to call
+CreateSession for real. Exit status 0 only when nothing failed (warnings are fine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .options import add_key_flags
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--intermediates", metavar="PEM", help="intermediate CA certificates (PEM bundle)")
+    add("--trust-anchor-arn", metavar="ARN", help="trust anchor ARN")
+    add("--profile-arn", metavar="ARN", help="profile ARN")
+    add("--role-arn", metavar="ARN", help="role to assume")
+    add("--session-duration", type=int, default=3600, metavar="SECONDS",
+        help="session duration, 900 to 43200 (default 3600)")  # fmt: skip
+    add("--role-session-name", metavar="NAME", help="role session name")
+    add("--region", help="signing region (default: the trust anchor's)")
+    add("--endpoint", metavar="URL", help="CreateSession endpoint (default: by region)")
+    add("--no-verify-ssl", action="store_true", help="do not verify the endpoint's TLS")
+    add("--with-proxy", action="store_true", help="accepted for compatibility")
+    add("--trust-anchor-cert", metavar="PEM",
+        help="the trust anchor's CA certificate(s), to check the chain reaches it")  # fmt: skip
+    add("--online", action="store_true", help="call CreateSession for real")
+    add_key_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from ..provision.doctor import Setup, run_checks
+    from .options import key_options, transport
+
+    setup = Setup(
+        certificate=args.certificate,
+        private_key=args.private_key,
+        intermediates=args.intermediates,
+        options=key_options(args),
+        trust_anchor_arn=args.trust_anchor_arn,
+        profile_arn=args.profile_arn,
+        role_arn=args.role_arn,
+        session_duration=args.session_duration,
+        role_session_name=args.role_session_name,
+        region=args.region,
+        endpoint=args.endpoint,
+        trust_anchors=args.trust_anchor_cert,
+        online=args.online,
+    )
+    counts = {"pass": 0, "warn": 0, "fail": 0, "skip": 0}
+    for check in run_checks(setup, datetime.now(timezone.utc), transport=transport(args)):
+        counts[check.status] += 1
+        sys.stdout.write(check.line() + "\n")
+        sys.stdout.flush()
+    sys.stdout.write(
+        f"doctor: {counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed\n"
+    )
+    return 1 if counts["fail"] else 0

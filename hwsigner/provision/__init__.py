@@ -1,0 +1,52 @@
+"""Device provisioning: a key made inside the hardware, a CSR it signs, its certificate, a check.
+
+    >>> from hwsigner.provision.keygen import generate_key
+    >>> made = generate_key("pkcs11:token=dev;object=device?pin-source=file:/run/pin",
+    ...                     "ec-p256")                                 # doctest: +SKIP
+    >>> made.reference                                                  # doctest: +SKIP
+    'pkcs11:token=dev;id=%01;object=device'
+    >>> from hwsigner.keys import open_key
+    >>> from hwsigner.provision.csr import build_csr, parse_subject
+    >>> with open_key(made.reference) as key:                          # doctest: +SKIP
+    ...     pem = build_csr(key, parse_subject("CN=device-0001,O=Acme")).pem
+
+The steps of a factory line, one module each: ``keygen`` (``keygen_pkcs11``, ``keygen_tpm``,
+``keygen_file``), ``csr``, ``install`` (the issued certificate back beside the key) and
+``doctor`` (everything ``credential-process`` will need, checked before the device ships).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ConfigError
+from ..keys import PublicKey
+
+Algorithm = Literal["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]
+ALGORITHMS: tuple[Algorithm, ...] = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072")
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedKey:
+    """A new key: its public half, and the reference ``--private-key`` takes to use it."""
+
+    public_key: PublicKey
+    reference: str
+    description: str
+
+
+def check_algorithm(name: str) -> Algorithm:
+    if name not in ALGORITHMS:
+        raise ConfigError(
+            f"unknown key algorithm {name!r}", hint=f"use one of {', '.join(ALGORITHMS)}"
+        )
+    return name
+
+
+def curve_bits(algorithm: Algorithm) -> int:
+    """The curve size of an ``ec-`` algorithm, the modulus size of an ``rsa-`` one."""
+    return int(algorithm.rsplit("-", 1)[1].lstrip("p"))
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "GeneratedKey", "check_algorithm", "curve_bits"]

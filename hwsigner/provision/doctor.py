@@ -1,0 +1,275 @@
+"""``doctor``: everything ``credential-process`` needs, checked one step at a time.
+
+    >>> from datetime import datetime, timezone
+    >>> from hwsigner.provision.doctor import Setup, run_checks
+    >>> setup = Setup(certificate="pkcs11:token=dev;object=device?pin-value=1234")
+    >>> for check in run_checks(setup, datetime.now(timezone.utc)):  # doctest: +SKIP
+    ...     print(check.line())
+    PASS  private key: pkcs11:token=dev;id=%01;object=device;type=private
+    ...
+
+Each check yields one ``Check``: pass, warn (fine for now), fail (with a fix) or skip (it could
+not run because an earlier step failed, or was not asked for). The key is opened once and used
+for a test signature, the certificate is held to the service's rules and its chain walked, the
+ARNs parsed; the service part is in ``doctor_service``. A setup is good when nothing fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from ..errors import CertificateError, HwSignerError
+from ..identity import read_certificate_file, read_certificates, spki
+from ..keys import KeyBackend, KeyOptions, open_key
+from ..sigv4x509 import MAX_CHAIN
+from .certcheck import chain_path, days_left, describe, is_self_signed, leaf_problems
+
+Status = Literal["pass", "warn", "fail", "skip"]
+WARN_DAYS = 30
+RENEW = "renew it: hwsigner csr, have the CA issue it, then hwsigner import-cert --replace"
+TEST_MESSAGE = b"hwsigner doctor: a test signature"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The result of one check: one line for the user, and a fix when it failed."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def line(self) -> str:
+        fix = f" -- fix: {self.fix}" if self.fix and self.status in ("fail", "warn") else ""
+        return f"{self.status.upper():<5} {self.name}: {self.detail}{fix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """The credential-process flags, plus what only doctor takes (``trust_anchors``, ``online``)."""
+
+    certificate: str | None = None
+    private_key: str | None = None
+    intermediates: str | None = None
+    options: KeyOptions = field(default_factory=KeyOptions)
+    trust_anchor_arn: str | None = None
+    profile_arn: str | None = None
+    role_arn: str | None = None
+    session_duration: int = 3600
+    role_session_name: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    trust_anchors: str | None = None  # PEM file of the trust anchor's CA certificate(s)
+    online: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What the first checks found: the leaf, the intermediates to send, the open key."""
+
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    key: KeyBackend
+
+
+def failed(name: str, exc: HwSignerError) -> Check:
+    return Check(name, "fail", str(exc), exc.hint)
+
+
+def run_checks(
+    setup: Setup,
+    now: datetime,
+    *,
+    transport: Callable[..., object] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Check]:
+    """Every check in order; the key is closed when the iteration ends."""
+    from .doctor_service import service_checks
+
+    opened: Opened | None = None
+    try:
+        for check, found in open_identity(setup):
+            opened = found or opened
+            yield check
+        if opened is None:
+            yield from (Check(name, "skip", "needs the certificate and the key") for name in (
+                "key matches certificate", "validity", "Roles Anywhere rules", "chain",
+            ))  # fmt: skip
+        else:
+            yield check_pair(opened)
+            yield check_validity(opened.certificate, now)
+            yield check_rules(opened.certificate)
+            yield check_chain(opened, setup.trust_anchors, now)
+        yield from service_checks(setup, opened, transport=transport, env=env)
+    finally:
+        if opened is not None:
+            opened.key.close()
+
+
+def open_identity(setup: Setup) -> Iterator[tuple[Check, Opened | None]]:
+    """The certificate and the key, each on its own line (one for a ``pkcs11:`` certificate,
+    which the token gives together with the key)."""
+    certificate = setup.certificate
+    if not certificate:
+        yield Check("certificate", "fail", "no certificate given", "pass --certificate"), None
+        return
+    if certificate.startswith("pkcs11:"):
+        try:
+            key = open_key(setup.private_key or certificate, setup.options,
+                           certificate_ref=certificate)  # fmt: skip
+        except CertificateError as exc:
+            yield failed("certificate", exc), None
+            return
+        except HwSignerError as exc:
+            yield failed("private key", exc), None
+            return
+        assert key.certificate is not None
+        yield Check("certificate", "pass", f"{summary(key.certificate)}, on the token"), None
+        yield from with_key(setup, key, key.certificate, key.chain)
+        return
+    try:
+        found = read_certificate_file(certificate, setup.options.pkcs8_password)
+    except HwSignerError as exc:
+        yield failed("certificate", exc), None
+        return
+    yield Check("certificate", "pass", f"{summary(found.certificate)}, from {certificate}"), None
+    if setup.private_key:
+        try:
+            key = open_key(setup.private_key, setup.options)
+        except HwSignerError as exc:
+            yield failed("private key", exc), None
+            return
+    elif found.key is not None:
+        key = found.key
+    else:
+        fix = "pass --private-key (a key file, a TSS2 key file, handle:0x81... or a pkcs11: URI)"
+        yield Check("private key", "fail", f"{certificate} holds no private key", fix), None
+        return
+    yield from with_key(setup, key, found.certificate, found.others)
+
+
+def with_key(
+    setup: Setup, key: KeyBackend, leaf: x509.Certificate, chain: tuple[x509.Certificate, ...]
+) -> Iterator[tuple[Check, Opened | None]]:
+    if setup.intermediates:
+        try:
+            chain = read_certificates(setup.intermediates)
+        except HwSignerError as exc:
+            key.close()
+            yield failed("intermediates", exc), None
+            return
+    yield Check("private key", "pass", f"opens: {key.description}"), Opened(leaf, chain, key)
+
+
+def summary(cert: x509.Certificate) -> str:
+    return (
+        f"{describe(cert)}, serial {cert.serial_number:X}, issued by {cert.issuer.rfc4514_string()}"
+    )
+
+
+def check_pair(opened: Opened) -> Check:
+    """The same public key, and a test signature by the key that the certificate verifies."""
+    name = "key matches certificate"
+    public = opened.certificate.public_key()
+    if spki(opened.key.public_key) != spki(public):
+        return Check(
+            name, "fail", "the key's public key is not the certificate's",
+            "use the certificate issued for this key, or the key it was issued for",
+        )  # fmt: skip
+    try:
+        signature = opened.key.sign(TEST_MESSAGE)
+    except HwSignerError as exc:
+        return Check(name, "fail", f"the key cannot sign: {exc}", exc.hint)
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(signature, TEST_MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, TEST_MESSAGE, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return Check(
+            name, "fail", "a test signature by the key does not verify with the certificate",
+            "check the key source: it signs with another key than it reports",
+        )  # fmt: skip
+    return Check(name, "pass", "same public key; a test signature verifies")
+
+
+def check_validity(cert: x509.Certificate, now: datetime) -> Check:
+    name = "validity"
+    until = cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
+    left = days_left(cert, now)
+    if now < cert.not_valid_before_utc:
+        start = cert.not_valid_before_utc.strftime("%Y-%m-%d %H:%M UTC")
+        fix = "wait, or check this machine's clock"
+        return Check(name, "fail", f"the certificate is not valid before {start}", fix)
+    if left < 0:
+        return Check(
+            name, "fail", f"the certificate expired on {until} ({-left:.0f} days ago)", RENEW
+        )
+    if left < WARN_DAYS:
+        return Check(name, "warn", f"the certificate expires in {left:.1f} days ({until})", RENEW)
+    return Check(name, "pass", f"valid until {until} ({left:.0f} days left)")
+
+
+def check_rules(cert: x509.Certificate) -> Check:
+    """X.509 v3, not a CA, digitalSignature, SHA-256 or stronger, an accepted key."""
+    problems = leaf_problems(cert)
+    if problems:
+        what = "; ".join(problem.what for problem in problems)
+        return Check("Roles Anywhere rules", "fail", f"the certificate breaks them: {what}",
+                     problems[0].fix)  # fmt: skip
+    hash_name = cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else "?"
+    return Check(
+        "Roles Anywhere rules", "pass",
+        f"X.509 v3, not a CA, digitalSignature, signed with {hash_name.upper()}",
+    )  # fmt: skip
+
+
+def check_chain(opened: Opened, trust_anchors: str | None, now: datetime) -> Check:
+    name = "chain"
+    try:
+        anchors = read_certificates(trust_anchors, "--trust-anchor-cert") if trust_anchors else ()
+    except HwSignerError as exc:
+        return failed(name, exc)
+    leaf, chain = opened.certificate, opened.chain
+    path = chain_path(leaf, chain, anchors)
+    shown = " <- ".join(describe(cert) for cert in (leaf, *path.links))
+    if len(chain) > MAX_CHAIN:
+        fix = "send only the intermediates between the certificate and the trust anchor"
+        return Check(
+            name, "fail", f"{len(chain)} intermediates; the service takes {MAX_CHAIN}", fix
+        )
+    if path.unused:
+        return Check(
+            name, "fail", f"{describe(path.unused[0])} is not on the path {shown}",
+            "remove it from the intermediates, or add the CA between",
+        )  # fmt: skip
+    expired = [cert for cert in path.links if cert.not_valid_after_utc < now]
+    if expired:
+        return Check(name, "fail", f"the CA certificate {describe(expired[0])} has expired",
+                     "renew the CA certificate and send the new one")  # fmt: skip
+    if anchors:
+        if path.anchor is None:
+            return Check(
+                name, "fail", f"{shown} does not reach the trust anchor",
+                "pass --intermediates with the CA certificates between it and the trust anchor",
+            )  # fmt: skip
+        return Check(name, "pass", f"{shown} <- trust anchor {describe(path.anchor)}")
+    if is_self_signed(leaf):
+        return Check(name, "fail", "the certificate is self-signed",
+                     "Roles Anywhere needs a certificate issued by a CA")  # fmt: skip
+    top = path.links[-1] if path.links else None
+    if top is not None and is_self_signed(top):
+        return Check(name, "pass", f"{shown} (reaches the root CA)")
+    issuer = top.issuer.rfc4514_string() if top is not None else leaf.issuer.rfc4514_string()
+    return Check(
+        name, "warn", f"{shown}; the trust anchor must be {issuer} (not checked)",
+        "pass --trust-anchor-cert with the trust anchor's CA certificate to check it",
+    )  # fmt: skip

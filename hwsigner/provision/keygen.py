@@ -1,0 +1,48 @@
+"""Making a new key where ``--private-key`` will find it: a token, a TPM, or a file.
+
+    >>> from hwsigner.provision.keygen import generate_key
+    >>> generate_key("pkcs11:token=dev;object=device", "ec-p256").reference  # doctest: +SKIP
+    'pkcs11:token=dev;id=%01;object=device'
+    >>> generate_key("device.tss2", "ec-p256", tpm=True).reference        # doctest: +SKIP
+    'device.tss2'
+    >>> generate_key("handle:0x81000010", "rsa-2048").reference           # doctest: +SKIP
+    'handle:0x81000010'
+
+The reference decides the backend as for signing: ``pkcs11:`` is a token, ``handle:`` a
+persistent TPM key, a path with ``tpm=True`` a ``TSS2 PRIVATE KEY`` file, any other path a
+software key file. Nothing that exists is ever replaced.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, missing_extra
+from ..keys import KeyOptions
+from . import GeneratedKey, check_algorithm
+
+
+def generate_key(
+    ref: str, algorithm: str, *, tpm: bool = False, options: KeyOptions | None = None
+) -> GeneratedKey:
+    options = options or KeyOptions()
+    checked = check_algorithm(algorithm)
+    if not ref:
+        raise ConfigError("no key reference given", hint="pass --private-key")
+    if ref.startswith("pkcs11:"):
+        if tpm:
+            raise ConfigError("--tpm and a pkcs11: URI contradict each other")
+        try:
+            from .keygen_pkcs11 import generate_pkcs11_key
+        except ModuleNotFoundError as exc:
+            raise missing_extra("pkcs11", "pkcs11") from exc
+        return generate_pkcs11_key(ref, checked, options.pkcs11_lib)
+    if tpm or ref.startswith("handle:"):
+        try:
+            from .keygen_tpm import generate_tpm_key
+        except ModuleNotFoundError as exc:
+            raise missing_extra("tpm", "tpm2_pytss") from exc
+        return generate_tpm_key(
+            ref, checked, password=options.tpm_key_password, tcti=options.tpm_tcti
+        )
+    from .keygen_file import generate_file_key
+
+    return generate_file_key(ref, checked)
