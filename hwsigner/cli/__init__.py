@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +21,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sign-string", "sign_string", "sign the fixed test message with the key"),
     ("read-certificate-data", "read_certificate_data", "show what a certificate source holds"),
     ("emulator", "emulator", "run a local IAM Roles Anywhere CreateSession endpoint"),
+    ("export-credentials", "export_credentials", "print credentials as shell variables"),
     ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
     ("csr", "csr", "make a certificate request signed by the key"),
     ("import-cert", "import_cert", "install an issued certificate beside its key"),
@@ -38,28 +38,42 @@ class Parser(argparse.ArgumentParser):
         sys.exit(1)
 
 
-def build_parser() -> Parser:
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The parser; given ``argv``, only the named subcommand gets its flags (start-up time)."""
     parser = Parser(
         prog="hwsigner",
         description="AWS IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs, files.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    wanted = _command_in(argv)
     for name, module_name, summary in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{module_name}")
         sub = commands.add_parser(name, help=summary, description=summary)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        if wanted in (None, name):
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser
 
 
+def _command_in(argv: Sequence[str] | None) -> str | None:
+    """The subcommand ``argv`` names, if it names a known one first."""
+    for arg in argv or ():
+        if not arg.startswith("-"):
+            return arg if arg in {name for name, _, _ in COMMANDS} else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 1
     debug = bool(getattr(args, "debug", False))
     if debug:
+        import logging  # only now: it costs start-up time a cached credential-process lacks
+
         logging.basicConfig(stream=sys.stderr, format="hwsigner: debug: %(message)s")
         logging.getLogger("hwsigner").setLevel(logging.DEBUG)
     from ..errors import HwSignerError
@@ -68,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except HwSignerError as exc:
         if debug:
+            import logging
+
             logging.getLogger("hwsigner").debug("error detail", exc_info=True)
         hint = f"; {exc.hint}" if exc.hint else ""
         sys.stderr.write(f"hwsigner: {exc}{hint}\n")

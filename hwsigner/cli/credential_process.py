@@ -1,23 +1,116 @@
-"""``hwsigner credential-process``: one CreateSession, printed as ``credential_process`` JSON."""
+"""``hwsigner credential-process``: one CreateSession, printed as ``credential_process`` JSON.
+
+With ``--cache`` the answer is kept on disk and reused while more than 5 minutes of it remain.
+A cache hit loads no key backend and not ``cryptography``: it reads the flags, hashes them and
+the certificate file, and prints the stored credentials.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+from typing import TYPE_CHECKING
 
 from .options import add_session_flags, open_identity, session_params, transport
+
+if TYPE_CHECKING:
+    from ..credentials import Credentials
+
+# A PIN does not change the answer, and must not end up hashed in a file name.
+_PIN_VALUE = re.compile(r"([?&;])pin-value=[^&;]*")
+# Environment variables that change where CreateSession goes.
+ENDPOINT_ENV = (
+    "AWS_ENDPOINT_URL_ROLESANYWHERE",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_session_flags(parser)
+    add_cache_flags(parser)
+
+
+def add_cache_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache", action="store_true", help="reuse credentials that still have over 5 minutes left"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache directory (default: $XDG_CACHE_HOME/hwsigner or ~/.cache/hwsigner)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    sys.stdout.write(process_json(args))
+    return 0
+
+
+def process_json(args: argparse.Namespace) -> str:
+    """The ``credential_process`` JSON: fresh, or with ``--cache`` cached while still good."""
+    if not getattr(args, "cache", False):
+        return fresh_credentials(args).to_process_json()
+    from ..cache import CredentialCache, cache_key
+
+    cache = CredentialCache.at(args.cache_dir, os.environ)
+    key = cache_key(*cache_inputs(args))
+    found = cache.get(key)
+    if found is not None:
+        return found
+    with cache.lock(key):  # parallel misses wait here, then find the first one's answer
+        found = cache.get(key)
+        if found is not None:
+            return found
+        answer = fresh_credentials(args)
+        cache.put(key, answer)
+    return answer.to_process_json()
+
+
+def credentials(args: argparse.Namespace) -> Credentials:
+    """Like ``process_json``, as a ``Credentials`` value."""
+    if not getattr(args, "cache", False):
+        return fresh_credentials(args)
+    from ..credentials import Credentials
+
+    return Credentials.from_process_json(process_json(args))
+
+
+def fresh_credentials(args: argparse.Namespace) -> Credentials:
     from ..rolesanywhere import create_session
 
     params = session_params(args)
     identity, key = open_identity(args)
     with key:
-        credentials = create_session(params, identity, key, transport=transport(args))
-    sys.stdout.write(credentials.to_process_json())
-    return 0
+        return create_session(params, identity, key, transport=transport(args))
+
+
+def cache_inputs(args: argparse.Namespace) -> tuple[dict[str, object], list[str]]:
+    """Every input that changes the answer, and the files whose content is part of it."""
+    fields: dict[str, object] = {
+        name: getattr(args, name, None)
+        for name in (
+            "trust_anchor_arn",
+            "profile_arn",
+            "role_arn",
+            "region",
+            "endpoint",
+            "session_duration",
+            "role_session_name",
+            "intermediates",
+            "pkcs11_lib",
+            "tpm_tcti",
+        )
+    }
+    for name in ("certificate", "private_key"):
+        value = getattr(args, name, None)
+        fields[name] = _PIN_VALUE.sub(r"\1", value) if value else value
+    fields["env"] = {name: os.environ.get(name) for name in ENDPOINT_ENV}
+    files = [
+        path
+        for path in (args.certificate, args.intermediates)
+        if path and not path.startswith("pkcs11:")
+    ]
+    return fields, files
