@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sign-string", "sign_string", "sign the fixed test message with the key"),
     ("read-certificate-data", "read_certificate_data", "show what a certificate source holds"),
     ("emulator", "emulator", "run a local IAM Roles Anywhere CreateSession endpoint"),
+    ("update", "update", "keep a profile of the AWS credentials file fresh"),
     ("export-credentials", "export_credentials", "print credentials as shell variables"),
     ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
     ("csr", "csr", "make a certificate request signed by the key"),
