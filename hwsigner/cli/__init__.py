@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("read-certificate-data", "read_certificate_data", "show what a certificate source holds"),
     ("emulator", "emulator", "run a local IAM Roles Anywhere CreateSession endpoint"),
     ("update", "update", "keep a profile of the AWS credentials file fresh"),
+    ("serve", "serve", "serve credentials over local IMDSv2 and container endpoints"),
     ("export-credentials", "export_credentials", "print credentials as shell variables"),
     ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
     ("csr", "csr", "make a certificate request signed by the key"),
