@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         counts[check.status] += 1
         sys.stdout.write(check.line() + "\n")
         sys.stdout.flush()
-    sys.stdout.write(
-        f"doctor: {counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed\n"
-    )
+    warnings = f"{counts['warn']} warning" + ("" if counts["warn"] == 1 else "s")
+    sys.stdout.write(f"doctor: {counts['pass']} passed, {warnings}, {counts['fail']} failed\n")
     return 1 if counts["fail"] else 0
