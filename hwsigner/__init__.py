@@ -18,6 +18,7 @@ _EXPORTS = {
     "CertificateError": "errors",
     "ConfigError": "errors",
     "Credentials": "credentials",
+    "CredentialKeeper": "refresher",
     "HwSignerError": "errors",
     "Identity": "identity",
     "KeyBackend": "keys",
@@ -27,6 +28,8 @@ _EXPORTS = {
     "PasswordError": "errors",
     "ServiceError": "errors",
     "SessionParams": "rolesanywhere",
+    "boto3_session": "api",
+    "create_session": "api",
     "load_identity": "identity",
     "open_key": "keys",
 }
@@ -34,6 +37,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if _TYPE_CHECKING:
+    from .api import boto3_session as boto3_session
+    from .api import create_session as create_session
     from .credentials import Credentials as Credentials
     from .errors import CertificateError as CertificateError
     from .errors import ConfigError as ConfigError
@@ -47,6 +52,7 @@ if _TYPE_CHECKING:
     from .keys import KeyBackend as KeyBackend
     from .keys import KeyOptions as KeyOptions
     from .keys import open_key as open_key
+    from .refresher import CredentialKeeper as CredentialKeeper
     from .rolesanywhere import SessionParams as SessionParams
 
 
