@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -11,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hwsigner.devpki import DevPki, pem
 
 from .conftest import RunningEmulator
-from .helpers import ARN_FLAGS, assert_one_line_error, process_credentials, run_cli
+from .helpers import ARN_FLAGS, REPO, assert_one_line_error, process_credentials, run_cli
 
 
 def keygen(path: Path, *extra: str) -> object:
@@ -110,3 +114,30 @@ def test_import_cert_without_out_only_checks(pki: DevPki, tmp_path: Path) -> Non
     result = run_cli("import-cert", "--certificate", issued, "--private-key", key)
     assert result.returncode == 0 and result.stdout == ""
     assert "nothing written (no --out)" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
+def test_the_private_ca_recipe_of_the_docs_passes_doctor(pki: DevPki, tmp_path: Path) -> None:
+    """docs/provisioning.md's OpenSSL extensions file and command make a certificate doctor
+    accepts (only the file names differ)."""
+    docs = (REPO / "docs" / "provisioning.md").read_text()
+    extensions = re.search(r"cat > leaf.ext <<'EOF'\n(.*?)\nEOF\n", docs, re.DOTALL)
+    assert extensions, "the recipe is gone from docs/provisioning.md"
+    (tmp_path / "leaf.ext").write_text(extensions.group(1) + "\n")
+    assert "-extfile leaf.ext -copy_extensions copy" in docs
+    key = tmp_path / "device.key"
+    keygen(key)
+    request = run_cli("csr", "--private-key", key, "--subject", "CN=docs-recipe", "--san", "dns:d")
+    (tmp_path / "device.csr").write_text(request.stdout)
+    subprocess.run(
+        ["openssl", "x509", "-req", "-in", "device.csr", "-CA", pki.issuing_cert,
+         "-CAkey", pki.directory / "issuing-ca.key", "-CAcreateserial", "-days", "365", "-sha256",
+         "-extfile", "leaf.ext", "-copy_extensions", "copy", "-out", "device.pem"],
+        cwd=tmp_path, check=True, capture_output=True,
+    )  # fmt: skip
+    doctor = run_cli(
+        "doctor", "--certificate", tmp_path / "device.pem", "--private-key", key,
+        "--intermediates", pki.issuing_cert, "--trust-anchor-cert", pki.root_cert,
+    )  # fmt: skip
+    assert doctor.returncode == 0, doctor.stdout
+    assert "WARN" not in doctor.stdout and "FAIL" not in doctor.stdout
