@@ -157,6 +157,9 @@ def read_auth_token(path: str) -> str:
 class RequestHandler(BaseHTTPRequestHandler):
     server: CredentialServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY a keep-alive client
+    # waits for the delayed ACK (40 ms) on every answer.
+    disable_nagle_algorithm = True
     server_version = "hwsigner"
     sys_version = ""
     timeout = 30
