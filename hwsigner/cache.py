@@ -130,17 +130,24 @@ class CredentialCache:
             "key": key,
             "credentials": json.loads(credentials.to_process_json()),
         }
-        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+        temp = None
         try:
+            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w") as f:  # mkstemp creates the file with mode 0600
                 json.dump(entry, f, separators=(",", ":"))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temp, self.entry_path(key))
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(temp)
-            raise
+            temp = None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the cache entry in {self.directory}: {exc.strerror or exc}",
+                hint="check the disk and --cache-dir",
+            ) from None
+        finally:
+            if temp is not None:
+                with suppress(OSError):
+                    os.unlink(temp)
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
@@ -149,7 +156,13 @@ class CredentialCache:
 
         self._directory_usable(create=True)
         path = self.directory / f"{key}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock the cache entry in {self.directory}: {exc.strerror or exc}",
+                hint="pass --cache-dir with a directory of your own",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -291,6 +291,21 @@ def test_an_entry_about_to_expire_is_refreshed(
     assert create_sessions(own_emulator.url) == 2
 
 
+def test_a_cache_that_cannot_be_written_still_gives_the_credentials(
+    own_emulator: RunningEmulator, flags: list[str], tmp_path: Path
+) -> None:
+    first = run_cli("credential-process", *flags, "--cache", "--cache-dir", tmp_path / "c")
+    (entry,) = (tmp_path / "c").glob("*.json")
+    entry.unlink()
+    entry.mkdir()  # the rename onto it fails
+    result = run_cli("credential-process", *flags, "--cache", "--cache-dir", tmp_path / "c")
+    data = process_credentials(result)
+    assert data["AccessKeyId"] != process_credentials(first)["AccessKeyId"]
+    assert result.stderr.startswith("hwsigner: warning: not cached: cannot write the cache entry")
+    assert len(result.stderr.splitlines()) == 1
+    assert [p.name for p in (tmp_path / "c").iterdir() if p.name.startswith(".tmp")] == []
+
+
 def test_the_default_directory_follows_xdg_cache_home(
     own_emulator: RunningEmulator, flags: list[str], tmp_path: Path
 ) -> None:

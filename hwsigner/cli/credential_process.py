@@ -54,6 +54,7 @@ def process_json(args: argparse.Namespace) -> str:
     if not getattr(args, "cache", False):
         return fresh_credentials(args).to_process_json()
     from ..cache import CredentialCache, cache_key
+    from ..errors import HwSignerError
 
     cache = CredentialCache.at(args.cache_dir, os.environ)
     key = cache_key(*cache_inputs(args))
@@ -65,7 +66,10 @@ def process_json(args: argparse.Namespace) -> str:
         if found is not None:
             return found
         answer = fresh_credentials(args)
-        cache.put(key, answer)
+        try:
+            cache.put(key, answer)
+        except HwSignerError as exc:  # the credentials are good: hand them out all the same
+            sys.stderr.write(f"hwsigner: warning: not cached: {exc}\n")
     return answer.to_process_json()
 
 
