@@ -250,11 +250,11 @@ def test_keeps_the_last_good_credentials_then_answers_500(
     expire_in(own_emulator.url, 8)
     running = Server(flags)
     try:
+        fail_service(own_emulator.url)  # from here on, only the first credentials exist
         token = running.token()
         status, body = running.credentials(token)
         assert status == 200
         good = json.loads(body)
-        fail_service(own_emulator.url)
         deadline = time.monotonic() + 60
         while True:
             status, body = running.credentials(token)
