@@ -145,6 +145,20 @@ def test_many_threads_share_one_refresh() -> None:
     assert {c.access_key_id for c in found} <= {"ASIA0001", "ASIA0002"}
 
 
+@pytest.mark.parametrize("start", ["nothing yet", "expired"])
+def test_threads_that_must_wait_share_one_refresh(start: str) -> None:
+    clock = Clock()
+    service = Service(clock)
+    initial = service() if start == "expired" else None
+    keeper = CredentialKeeper(service, initial=initial, clock=clock)
+    clock.advance(hours=2)
+    service.delay = 0.2
+    with ThreadPoolExecutor(50) as pool:
+        found = list(pool.map(lambda _: keeper.get(), range(50)))
+    assert len({c.access_key_id for c in found}) == 1
+    assert service.calls == (2 if initial else 1)
+
+
 def test_waiting_threads_share_one_failed_attempt() -> None:
     clock = Clock()
     service = Service(clock)
