@@ -1,7 +1,7 @@
 """The IAM Roles Anywhere CreateSession client: hwsigner's only network code.
 
-    >>> from hwsigner import load_identity
-    >>> from hwsigner.rolesanywhere import SessionParams, create_session
+    >>> from hwsigner import load_identity, SessionParams
+    >>> from hwsigner.rolesanywhere import create_session
     >>> identity, key = load_identity("leaf.pem", "leaf.key")  # doctest: +SKIP
     >>> params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN)  # doctest: +SKIP
     >>> create_session(params, identity, key)  # doctest: +SKIP
