@@ -154,6 +154,13 @@ def test_chain_holds_only_real_issuers(lab: Lab, opened: list[Pkcs11Key]) -> Non
     assert key.chain == (lab.pki.issuing[0],)  # not the leaf, the root or the unrelated CA
 
 
+def test_key_uri_alone_finds_its_certificate_and_chain(lab: Lab) -> None:
+    identity, key = load_identity(None, lab.token.uri(object="rsa", pin=True), options=OPTIONS)
+    key.close()
+    assert identity.certificate == lab.rsa_cert
+    assert identity.chain == (lab.pki.issuing[0],)
+
+
 def test_intermediates_win_over_the_token_chain(lab: Lab, tmp_path: Path) -> None:
     other = tmp_path / "other.pem"
     other.write_bytes(pem(lab.pki.root[0]))

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import base64
 import os
+import pty
 import re
+import select
+import signal
+import sys
+import termios
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +107,69 @@ def test_hybrid_certificate_file_and_token_key(
     flags = ["--certificate", str(cert_file), "--private-key", lab.token.uri(id="%01", pin=True)]
     flags += ["--intermediates", str(lab.pki.issuing_cert), "--pkcs11-lib", MODULE]
     credential_process(emulator, *flags)
+
+
+def test_private_key_uri_alone(lab: Lab, emulator: RunningEmulator) -> None:
+    uri = lab.token.uri(object="ec", pin=True)
+    credential_process(emulator, "--private-key", uri, "--pkcs11-lib", MODULE)
+
+
+def test_pin_is_asked_on_the_terminal_not_stdin(lab: Lab) -> None:
+    """With a terminal and no PIN source, the PIN is read from /dev/tty with echo off."""
+    out = Path(lab.token.hsm.directory) / "prompt.out"
+    uri = lab.token.uri(object="ec")
+    argv = [sys.executable, "-m", "hwsigner", "sign-string", "--certificate", uri,
+            "--pkcs11-lib", MODULE, "--format", "text"]  # fmt: skip
+    pid, terminal = pty.fork()  # the child gets a new session with this pty as its terminal
+    if pid == 0:  # pragma: no cover - the child
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)  # stdin is not the terminal: a PIN read from stdin would be empty
+        target = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        os.execv(sys.executable, argv)  # noqa: S606
+    try:
+        seen = read_until(terminal, b"PIN for token")
+        wait_for_echo_off(terminal)  # typed before that, the PIN would be flushed away
+        os.write(terminal, f"{lab.token.pin}\n".encode())
+        seen += read_until(terminal, b"\n")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0, out.read_text()
+    assert f"PIN for token '{lab.token.label}'".encode() in seen
+    assert lab.token.pin.encode() not in seen  # echo was off
+    signature = bytes.fromhex(out.read_text())
+    public_key = lab.ec_cert.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    public_key.verify(signature, fixed_message(public_key), ec.ECDSA(hashes.SHA256()))
+
+
+def wait_for_echo_off(fd: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.monotonic() > deadline:
+            raise AssertionError("the terminal's echo was never turned off")
+        time.sleep(0.01)
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 60) -> bytes:
+    seen = b""
+    while needle not in seen:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"no {needle!r} on the terminal; saw {seen!r}")
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
 
 
 def test_default_module_is_p11_kit_proxy(

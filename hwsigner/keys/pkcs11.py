@@ -30,7 +30,15 @@ from pkcs11 import exceptions as p11
 from .._tty import ask_secret
 from ..errors import CertificateError, ConfigError, KeySourceError, PasswordError
 from . import Digest, KeyBackend, KeyOptions, PublicKey
-from .pkcs11_find import TokenKey, find_certificates, find_private_keys, issuer_chain, object_uri
+from .pkcs11_find import (
+    TokenKey,
+    find_certificates,
+    find_private_keys,
+    issuer_chain,
+    newest_for,
+    object_uri,
+    spki,
+)
 from .pkcs11_module import Module, failure
 from .pkcs11_select import (
     Found,
@@ -42,7 +50,6 @@ from .pkcs11_select import (
     pin_uri_of,
     select_key,
     selects_token,
-    spki,
 )
 from .pkcs11_token import COUNTERS, GONE, TokenSession
 from .pkcs11_uri import Pkcs11Uri
@@ -147,11 +154,15 @@ class Pkcs11Key(KeyBackend):
                 f"cannot read the public key of {named}",
                 hint="put its public key or certificate on the token, or pass --certificate",
             )
+        leaf = found.entry.certificate if found else None
         chain: tuple[x509.Certificate, ...] = ()
-        if found is not None:
+        if file_certificate is None:
             on_token = session.run(lambda s: find_certificates(s, Pkcs11Uri()), "reading the chain")
-            chain = issuer_chain(found.entry.certificate, [c.certificate for c in on_token])
-            log.debug("certificate %s; %d issuer(s) found on the token", found.uri, len(chain))
+            if leaf is None:  # a key URI alone: the token's certificate for this key, if any
+                leaf = newest_for(public_key, [c.certificate for c in on_token])
+            if leaf is not None:
+                chain = issuer_chain(leaf, [c.certificate for c in on_token])
+                log.debug("certificate %s; %d issuer(s) on the token", leaf.subject, len(chain))
         try:
             mechanisms = frozenset(int(m) for m in session.token.slot.get_mechanisms())
         except p11.PKCS11Error as exc:
@@ -165,7 +176,7 @@ class Pkcs11Key(KeyBackend):
             key,
             public_key,
             SignSettings(mechanisms, options.reuse_pin, pin_uri),
-            certificate=found.entry.certificate if found else None,
+            certificate=leaf,
             chain=chain,
             description=description,
         )

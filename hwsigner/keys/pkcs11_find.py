@@ -19,6 +19,7 @@ from asn1crypto.core import OctetString
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
 from pkcs11 import exceptions as p11
 
@@ -170,6 +171,22 @@ def ec_point(value: bytes, curve: ec.EllipticCurve) -> bytes:
     if len(value) == bare:
         return value
     return bytes(OctetString.load(value).native)
+
+
+def newest_for(
+    public_key: PublicKey, certificates: list[x509.Certificate]
+) -> x509.Certificate | None:
+    """The certificate of ``public_key`` that expires last (a renewed one beats the old)."""
+    want = spki(public_key)
+    mine = [c for c in certificates if spki(c.public_key()) == want]
+    return max(mine, key=lambda c: c.not_valid_after_utc, default=None)
+
+
+def spki(public_key: object) -> bytes:
+    """The DER SubjectPublicKeyInfo: what two public keys are compared by."""
+    return public_key.public_bytes(  # type: ignore[attr-defined,no-any-return]
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def issuer_chain(

@@ -18,7 +18,6 @@ import logging
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11.constants import TokenFlag
 
 from ..errors import CertificateError, ConfigError, KeySourceError
@@ -29,6 +28,7 @@ from .pkcs11_find import (
     find_certificates,
     find_private_keys,
     object_uri,
+    spki,
 )
 from .pkcs11_module import Module, describe_token, matching_tokens
 from .pkcs11_token import TokenSession
@@ -192,10 +192,6 @@ def _belonging_to(
 
 def _key_uri(session: TokenSession, key: TokenKey) -> str:
     return object_uri(session.token, key.id, key.label, "private").format()
-
-
-def spki(public_key: PublicKey) -> bytes:
-    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass(frozen=True, slots=True)
