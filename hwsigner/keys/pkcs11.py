@@ -165,8 +165,9 @@ class Pkcs11Key(KeyBackend):
                 log.debug("certificate %s; %d issuer(s) on the token", leaf.subject, len(chain))
         try:
             mechanisms = frozenset(int(m) for m in session.token.slot.get_mechanisms())
-        except p11.PKCS11Error as exc:
-            raise failure(exc, f"listing the mechanisms of token {session.name}") from exc
+        except p11.PKCS11Error as exc:  # then RSA signs with CKM_RSA_PKCS, which every token has
+            log.debug("token %s lists no mechanisms: %s", session.name, type(exc).__name__)
+            mechanisms = frozenset()
         description = object_uri(session.token, key.id, key.label, "private").format()
         log.debug(
             "private key %s%s", description, " (always authenticate)" * key.always_authenticate
