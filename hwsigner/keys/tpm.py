@@ -83,12 +83,14 @@ class TpmKey(KeyBackend):
             description = f"TPM key 0x{handle:08x}"
         else:
             keyfile, handle, description = TpmKeyFile.load(ref), 0, f"TPM key {ref}"
-            check_keyfile(keyfile, ref, options)
+            check_keyfile(keyfile, ref)
             blobs = unmarshal_keyfile(keyfile, ref)
         owns_device = device is None
         device = device or TpmDevice.open(resolve_tcti(options.tpm_tcti, os.environ))
         obj = parent = session = None
         try:
+            # asked before anything is loaded: a TPM without a resource manager has few slots
+            password, source = key_password(options, keyfile, description)
             if keyfile is None:
                 obj = device.persistent(handle, f"opening the persistent key 0x{handle:08x}")
             else:
@@ -97,7 +99,6 @@ class TpmKey(KeyBackend):
             with device.command(f"reading the public key of {description}"):
                 area = device.esapi.read_public(obj)[0].publicArea
             check_signing_key(area, description)
-            password, source = key_password(options, keyfile, description)
             with device.command(f"setting the password of {description}"):
                 device.esapi.tr_set_auth(obj, password.encode())
             if password:
@@ -158,7 +159,7 @@ class TpmKey(KeyBackend):
             self.device.close()
 
 
-def check_keyfile(keyfile: TpmKeyFile, ref: str, options: KeyOptions) -> None:
+def check_keyfile(keyfile: TpmKeyFile, ref: str) -> None:
     if keyfile.has_policy:
         raise KeySourceError(
             f"{ref} is a TPM key with a policy, which hwsigner does not support",
