@@ -124,8 +124,8 @@ class TpmKeyFile:
         )
 
 
-class _Malformed(Exception):
-    pass
+class _Malformed(KeyFileError):
+    """What is wrong inside the DER; ``from_der`` turns it into a KeyFileError naming the file."""
 
 
 def _bad(source: str, reason: str) -> KeyFileError:
