@@ -76,7 +76,7 @@ class TpmKey(KeyBackend):
     def open(
         cls, ref: str, options: KeyOptions | None = None, device: TpmDevice | None = None
     ) -> TpmKey:
-        """Open ``handle:0x81...`` or a TSS2 key file, on ``device`` or on a new connection."""
+        """Open ``handle:0x81...`` or a TSS2 key file, on ``device`` or the process's shared one."""
         options = options or KeyOptions()
         if ref.startswith("handle:"):
             keyfile, handle = None, parse_handle(ref)
@@ -86,7 +86,7 @@ class TpmKey(KeyBackend):
             check_keyfile(keyfile, ref)
             blobs = unmarshal_keyfile(keyfile, ref)
         owns_device = device is None
-        device = device or TpmDevice.open(resolve_tcti(options.tpm_tcti, os.environ))
+        device = device or TpmDevice.shared(resolve_tcti(options.tpm_tcti, os.environ))
         obj = parent = session = None
         try:
             # asked before anything is loaded: a TPM without a resource manager has few slots
@@ -112,7 +112,7 @@ class TpmKey(KeyBackend):
                 if loaded is not None:
                     device.flush(loaded)
             if owns_device:
-                device.close()
+                device.release()
             raise
 
     @property
@@ -156,7 +156,7 @@ class TpmKey(KeyBackend):
             self.device.flush(self._session)
         self.device.flush(self._obj)
         if self._owns_device:
-            self.device.close()
+            self.device.release()
 
 
 def check_keyfile(keyfile: TpmKeyFile, ref: str) -> None:

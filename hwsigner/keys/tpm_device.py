@@ -54,6 +54,8 @@ PARENT_PASSWORD_HINT = (
 )
 
 log = logging.getLogger("hwsigner")
+_shared: dict[str, TpmDevice] = {}  # the process's connections, by TCTI; see TpmDevice.shared
+_shared_lock = threading.Lock()
 
 
 def resolve_tcti(flag: str | None, environ: Mapping[str, str]) -> str:
@@ -140,6 +142,7 @@ class TpmDevice:
         self._transient: list[ESYS_TR] = []
         self._persistent: list[ESYS_TR] = []
         self._sessions: list[ESYS_TR] = []
+        self._users = 0
 
     @classmethod
     def open(cls, tcti: str | None = None) -> TpmDevice:
@@ -154,6 +157,31 @@ class TpmDevice:
             raise unreachable(tcti, exc) from exc
         log.debug("TPM: connected through %s", tcti)
         return cls(esapi, tcti)
+
+    @classmethod
+    def shared(cls, tcti: str | None = None) -> TpmDevice:
+        """The process's connection to ``tcti``, opened on first use; ``release()`` it when done.
+
+        Keys opened in one process share it, and so share its storage primary: the primary is
+        created once per process, and two keys take three object slots, not four.
+        """
+        tcti = tcti or resolve_tcti(None, os.environ)
+        with _shared_lock:
+            device = _shared.get(tcti)
+            if device is None or device.esapi.is_closed():
+                device = _shared[tcti] = cls.open(tcti)
+            device._users += 1
+            return device
+
+    def release(self) -> None:
+        """Done with a ``shared()`` device: the last user's release flushes and disconnects."""
+        with _shared_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            if _shared.get(self.tcti) is self:
+                del _shared[self.tcti]
+        self.close()
 
     @contextmanager
     def command(self, doing: str, password_hint: str | None = None) -> Iterator[None]:

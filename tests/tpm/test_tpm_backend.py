@@ -76,6 +76,25 @@ def test_keys_sharing_a_device_share_its_primary(module_swtpm: Swtpm, tmp_path: 
 
 
 @needs_tpm2_openssl
+def test_keys_opened_in_one_process_share_the_primary(module_swtpm: Swtpm, tmp_path: Path) -> None:
+    options = KeyOptions(tpm_tcti=module_swtpm.tcti)
+    paths = [module_swtpm.openssl_key(tmp_path / f"{n}.tss2", "ec-p256") for n in range(2)]
+    first = open_key(str(paths[0]), options)
+    second = open_key(str(paths[1]), options)
+    assert first.counters is second.counters  # type: ignore[attr-defined]
+    assert first.counters.primaries_created == 1  # type: ignore[attr-defined]
+    assert len(module_swtpm.transient_handles()) == 3  # one primary, two keys
+    first.close()
+    assert len(module_swtpm.transient_handles()) == 2  # the primary stays for the second key
+    verify(second.public_key, second.sign(b"m"), b"m", "SHA256")
+    second.close()
+    assert module_swtpm.transient_handles() == []
+    with open_key(str(paths[0]), options) as again:  # a new connection after the last release
+        assert again.counters.primaries_created == 1  # type: ignore[attr-defined]
+        assert again.counters is not first.counters  # type: ignore[attr-defined]
+
+
+@needs_tpm2_openssl
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_key_with_a_password(
     module_swtpm: Swtpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
