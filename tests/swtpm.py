@@ -34,6 +34,7 @@ HOST = "127.0.0.1"
 OPENSSL_KEYS = {
     "ec-p256": ("EC", "group:P-256"),
     "ec-p384": ("EC", "group:P-384"),
+    "ec-p521": ("EC", "group:P-521"),
     "rsa-2048": ("RSA", "bits:2048"),
 }
 STORAGE_PRIMARY = (

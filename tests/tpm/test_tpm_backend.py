@@ -35,7 +35,7 @@ def spki(public_key: PublicKey) -> bytes:
 
 
 @needs_tpm2_openssl
-@pytest.mark.parametrize("kind", ["ec-p256", "ec-p384", "rsa-2048"])
+@pytest.mark.parametrize("kind", ["ec-p256", "ec-p384", "ec-p521", "rsa-2048"])
 def test_tpm2_openssl_keys_sign_with_every_digest(
     module_swtpm: Swtpm, tmp_path: Path, kind: str
 ) -> None:
