@@ -36,7 +36,7 @@ MODULE_CANDIDATES = (
     "/usr/local/lib/softhsm/libsofthsm2.so",
 )
 MODULE = next((path for path in MODULE_CANDIDATES if os.path.isfile(path)), "")
-PIN = "1234"
+PIN = "pin-7Rq"  # not digits: a PIN must never be found by chance in hex output
 SO_PIN = "12345678"
 KEY_TYPES = {"ec-p256": "EC:prime256v1", "ec-p384": "EC:secp384r1", "rsa-2048": "rsa:2048"}
 

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import base64
 import os
-import pty
 import re
-import select
-import signal
 import sys
-import termios
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +26,7 @@ from hwsigner.devpki import DevPki, make_ca, new_key, pem
 from .conftest import RunningEmulator
 from .helpers import ARN_FLAGS, assert_one_line_error, process_credentials, run_cli
 from .softhsm import MODULE, SoftHsm, SoftToken, softhsm  # noqa: F401 (a fixture)
+from .terminal import answer_prompt
 
 pytestmark = pytest.mark.softhsm
 pytest.importorskip("pkcs11")
@@ -120,56 +116,14 @@ def test_pin_is_asked_on_the_terminal_not_stdin(lab: Lab) -> None:
     uri = lab.token.uri(object="ec")
     argv = [sys.executable, "-m", "hwsigner", "sign-string", "--certificate", uri,
             "--pkcs11-lib", MODULE, "--format", "text"]  # fmt: skip
-    pid, terminal = pty.fork()  # the child gets a new session with this pty as its terminal
-    if pid == 0:  # pragma: no cover - the child
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)  # stdin is not the terminal: a PIN read from stdin would be empty
-        target = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        os.execv(sys.executable, argv)  # noqa: S606
-    try:
-        seen = read_until(terminal, b"PIN for token")
-        wait_for_echo_off(terminal)  # typed before that, the PIN would be flushed away
-        os.write(terminal, f"{lab.token.pin}\n".encode())
-        seen += read_until(terminal, b"\n")
-    except BaseException:
-        os.kill(pid, signal.SIGKILL)
-        raise
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(terminal)
-    assert os.waitstatus_to_exitcode(status) == 0, out.read_text()
+    code, seen = answer_prompt(argv, b"PIN for token", lab.token.pin, out)
+    assert code == 0, out.read_text()
     assert f"PIN for token '{lab.token.label}'".encode() in seen
     assert lab.token.pin.encode() not in seen  # echo was off
     signature = bytes.fromhex(out.read_text())
     public_key = lab.ec_cert.public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)
     public_key.verify(signature, fixed_message(public_key), ec.ECDSA(hashes.SHA256()))
-
-
-def wait_for_echo_off(fd: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while termios.tcgetattr(fd)[3] & termios.ECHO:
-        if time.monotonic() > deadline:
-            raise AssertionError("the terminal's echo was never turned off")
-        time.sleep(0.01)
-
-
-def read_until(fd: int, needle: bytes, timeout: float = 60) -> bytes:
-    seen = b""
-    while needle not in seen:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            raise AssertionError(f"no {needle!r} on the terminal; saw {seen!r}")
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    return seen
 
 
 def test_default_module_is_p11_kit_proxy(
@@ -227,15 +181,15 @@ def test_wrong_pin_is_one_clear_line(wrong_pin_token: SoftToken) -> None:
     ("uri", "flags", "needle"),
     [
         (
-            "pkcs11:token=no-such-token;object=ec?pin-value=1234",
+            "pkcs11:token=no-such-token;object=ec?pin-value=pin-7Rq",
             ("--pkcs11-lib", MODULE),
             "no PKCS#11 token matches pkcs11:token=no-such-token;object=ec;",
         ),
-        ("pkcs11:token=x;id=%zz?pin-value=1234", (), "invalid percent-encoding"),
-        ("pkcs11:token=x;slot-id=one?pin-value=1234", (), "slot-id must be a decimal number"),
-        ("pkcs11:token=x?pin-value=1234&pin-source=file:/p", (), "pin-value or pin-source"),
+        ("pkcs11:token=x;id=%zz?pin-value=pin-7Rq", (), "invalid percent-encoding"),
+        ("pkcs11:token=x;slot-id=one?pin-value=pin-7Rq", (), "slot-id must be a decimal number"),
+        ("pkcs11:token=x?pin-value=pin-7Rq&pin-source=file:/p", (), "pin-value or pin-source"),
         (
-            "pkcs11:token=x;object=ec?pin-value=1234",
+            "pkcs11:token=x;object=ec?pin-value=pin-7Rq",
             ("--pkcs11-lib", "/nonexistent/libvendor-pkcs11.so"),
             "PKCS#11 module not found: /nonexistent/libvendor-pkcs11.so",
         ),
@@ -246,7 +200,7 @@ def test_mistakes_are_one_clear_line(
 ) -> None:
     result = run_cli("credential-process", "--certificate", uri, *flags, *ARN_FLAGS)
     line = assert_one_line_error(result, needle)
-    assert "1234" not in line
+    assert "pin-7Rq" not in line
 
 
 def test_several_matching_certificates_are_one_clear_line(lab: Lab) -> None:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +15,7 @@ from hwsigner.devpki import DevPki
 from tests.conftest import RunningEmulator
 from tests.helpers import ARN_FLAGS, assert_one_line_error, process_credentials, run_cli
 from tests.swtpm import Swtpm, free_port_pair, needs_swtpm, needs_tpm2_openssl
+from tests.terminal import answer_prompt
 
 pytestmark = [pytest.mark.tpm, needs_swtpm, needs_tpm2_openssl]
 
@@ -133,58 +129,13 @@ def test_password_is_asked_on_the_terminal_not_stdin(module_swtpm: Swtpm, tmp_pa
     out = tmp_path / "prompt.out"
     argv = [sys.executable, "-m", "hwsigner", "sign-string", "--private-key", str(key),
             "--tpm-tcti", module_swtpm.tcti, "--format", "text"]  # fmt: skip
-    pid, terminal = pty.fork()  # the child gets a new session with this pty as its terminal
-    if pid == 0:  # pragma: no cover - the child
-        # keep the terminal open until exit: with no fd on it, the parent's reads would fail
-        # (EIO) in the moment before hwsigner opens /dev/tty
-        os.dup2(0, 10)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)  # stdin is not the terminal: a password read from stdin would be empty
-        target = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        os.execv(sys.executable, argv)  # noqa: S606 - no shell wanted
-    try:
-        seen = read_until(terminal, b"Password for TPM key")
-        os.write(terminal, b"typed secret\n")
-        seen += read_until(terminal, b"\n")
-    finally:
-        status = wait_or_kill(pid)
-        os.close(terminal)
-    assert os.waitstatus_to_exitcode(status) == 0, out.read_text()
+    code, seen = answer_prompt(argv, b"Password for TPM key", "typed secret", out)
+    assert code == 0, out.read_text()
     assert b"typed secret" not in seen  # echo was off
     assert isinstance(public_key, ec.EllipticCurvePublicKey)
     signature = bytes.fromhex(out.read_text())
     public_key.verify(signature, fixed_message(public_key), ec.ECDSA(hashes.SHA256()))
     assert module_swtpm.transient_handles() == []
-
-
-def wait_or_kill(pid: int, timeout: float = 60) -> int:
-    """The child's wait status; a child still running after ``timeout`` is killed, not waited on."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return os.waitpid(pid, 0)[1]
-
-
-def read_until(fd: int, needle: bytes, timeout: float = 60) -> bytes:
-    seen = b""
-    while needle not in seen:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            raise AssertionError(f"no {needle!r} on the terminal; saw {seen!r}")
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    return seen
 
 
 def test_password_needed_without_a_terminal(
