@@ -20,16 +20,14 @@ from datetime import datetime
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..certrules import CURVES, MIN_RSA_BITS, STRONG_HASHES, extension, is_ca, issued_by
 from ..errors import CertificateError
 from ..identity import read_certificates
 from .rejection import access_denied
 
-STRONG_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"})
-CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
-MIN_RSA_BITS = 2048
 UNTRUSTED = "Untrusted signing certificate"
 
 ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
@@ -73,30 +71,8 @@ class TrustAnchors:
             current = issuer
 
 
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """The issuer's subject is the certificate's issuer and the issuer's key signed it."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def is_ca(cert: x509.Certificate) -> bool:
-    constraints = extension(cert, x509.BasicConstraints)
-    return constraints is not None and constraints.ca
-
-
 def key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
     return extension(cert, x509.KeyUsage)
-
-
-def extension(cert: x509.Certificate, kind: type[ExtensionValue]) -> ExtensionValue | None:
-    """The extension's value; None when absent or unreadable (so the rule needing it fails)."""
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
-        return None
 
 
 def check_leaf(cert: x509.Certificate, now: datetime) -> None:

@@ -15,13 +15,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from .._tty import ask_secret
+from ..certrules import CURVES, MIN_RSA_BITS
 from ..errors import ConfigError, KeySourceError, PasswordError
 from . import Digest, KeyBackend, PublicKey
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-CURVES = ("secp256r1", "secp384r1", "secp521r1")
-MIN_RSA_BITS = 2048
 PASSWORD_HINT = "pass --pkcs8-password, set HWSIGNER_PKCS8_PASSWORD, or run it on a terminal"  # noqa: S105
 
 

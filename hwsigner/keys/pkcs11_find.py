@@ -17,12 +17,12 @@ from typing import Any
 
 from asn1crypto.core import OctetString
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
 from pkcs11 import exceptions as p11
 
+from ..certrules import extension, issued_by
 from ..sigv4x509 import MAX_CHAIN
 from . import PublicKey
 from .pkcs11_uri import Pkcs11Uri
@@ -211,20 +211,9 @@ def issuer_chain(
 
 
 def issued(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """True when ``parent`` is a CA whose name and key issued ``child``."""
-    if child.issuer != parent.subject:
-        return False
-    try:
-        constraints = parent.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if not constraints.ca:
-            return False
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+    """True when ``parent`` is a CA (or says nothing of it) whose name and key issued ``child``."""
+    constraints = extension(parent, x509.BasicConstraints)
+    return (constraints is None or constraints.ca) and issued_by(child, parent)
 
 
 def _optional(obj: Any, attribute: Attribute, default: Any) -> Any:

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-STRONG_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"})
-CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
-MIN_RSA_BITS = 2048
+from ..certrules import CURVES, MIN_RSA_BITS, STRONG_HASHES, is_ca, issued_by
+
 REISSUE = "have the CA issue a new certificate for the same key (hwsigner csr makes the request)"
 
 
@@ -43,22 +42,6 @@ class ChainPath:
     links: tuple[x509.Certificate, ...]
     unused: tuple[x509.Certificate, ...]
     anchor: x509.Certificate | None
-
-
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """The issuer's name is the certificate's issuer, and the issuer's key signed it."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:

@@ -25,10 +25,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ..certrules import is_ca
 from ..errors import CertificateError, ConfigError, missing_extra
 from ..identity import read_certificates, spki
 from ..keys import KeyOptions, key_kind, open_key
-from .certcheck import chain_path, describe, is_ca, is_self_signed
+from .certcheck import chain_path, describe, is_self_signed
 
 
 @dataclass(frozen=True, slots=True)
