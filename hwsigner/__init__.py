@@ -8,8 +8,8 @@ Names are imported on first use, so ``import hwsigner`` loads no backend library
 """
 
 import importlib as _importlib
-from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+_TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 
 __version__ = "0.1.0"
 
@@ -37,6 +37,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if _TYPE_CHECKING:
+    from typing import Any as _Any
+
     from .api import boto3_session as boto3_session
     from .api import create_session as create_session
     from .credentials import Credentials as Credentials
@@ -56,7 +58,7 @@ if _TYPE_CHECKING:
     from .rolesanywhere import SessionParams as SessionParams
 
 
-def __getattr__(name: str) -> _Any:
+def __getattr__(name: str) -> "_Any":
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'hwsigner' has no attribute {name!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,25 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+class Formatter(argparse.HelpFormatter):
+    """argparse's help layout, sized without importing ``shutil`` (and the compression modules
+    it imports): argparse makes a formatter for every ``add_argument``."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_width() - 2)
+
+
+def _terminal_width() -> int:
+    """``$COLUMNS``, else the width of the terminal on stdout, else 80 (as ``shutil`` does)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+        return 80
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake on one line with exit status 1."""
 
@@ -41,16 +61,22 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: Sequence[str] | None = None) -> Parser:
-    """The parser; given ``argv``, only the named subcommand gets its flags (start-up time)."""
+    """The parser. When ``argv`` starts with a subcommand, only that one is built (start-up
+    time: a cached ``credential-process`` runs on every ``aws`` command)."""
     parser = Parser(
         prog="hwsigner",
         description="AWS IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs, files.",
+        formatter_class=Formatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     wanted = _command_in(argv)
     for name, module_name, summary in COMMANDS:
-        sub = commands.add_parser(name, help=summary, description=summary)
-        if wanted in (None, name):
+        if wanted not in (None, name):
+            continue
+        sub = commands.add_parser(
+            name, help=summary, description=summary, formatter_class=Formatter
+        )
+        if wanted == name:
             module = importlib.import_module(f"{__name__}.{module_name}")
             module.add_arguments(sub)
             sub.set_defaults(run=module.run)
@@ -58,10 +84,9 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
 
 
 def _command_in(argv: Sequence[str] | None) -> str | None:
-    """The subcommand ``argv`` names, if it names a known one first."""
-    for arg in argv or ():
-        if not arg.startswith("-"):
-            return arg if arg in {name for name, _, _ in COMMANDS} else None
+    """The subcommand ``argv`` starts with, if it is a known one."""
+    if argv and argv[0] in {name for name, _, _ in COMMANDS}:
+        return argv[0]
     return None
 
 

@@ -11,10 +11,10 @@ import argparse
 import os
 import re
 import sys
-from typing import TYPE_CHECKING
 
 from .options import add_session_flags, open_identity, session_params, transport
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
     from ..credentials import Credentials
 
