@@ -16,6 +16,7 @@ the certificate key's signature over the string to sign (no HMAC key derivation)
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Collection, Iterable, Sequence
@@ -62,6 +63,7 @@ def algorithm_for(public_key: PublicKey) -> str:
     raise TypeError(f"unsupported key type {type(public_key).__name__}")
 
 
+@functools.lru_cache(maxsize=8)  # a signature asks three times for the same ``now``
 def amz_date(now: datetime) -> str:
     """``X-Amz-Date``: "the date and time in ISO 8601 basic format, YYYYMMDD'T'HHMMSS'Z'"."""
     if now.tzinfo is None:
@@ -161,17 +163,76 @@ def host_header(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2]
 
 
-def x509_headers(identity: Identity) -> list[tuple[str, str]]:
-    """``X-Amz-X509`` (the leaf) and, only when there is a chain, ``X-Amz-X509-Chain``."""
+CertificateHeaders = tuple[tuple[str, str], ...]
+# id(identity) -> (identity, its headers). The entry holds the identity, so its id stays its own.
+_x509_cache: dict[int, tuple[Identity, CertificateHeaders]] = {}
+_X509_CACHE_SIZE = 16
+
+
+def x509_headers(identity: Identity) -> CertificateHeaders:
+    """``X-Amz-X509`` (the leaf) and, only when there is a chain, ``X-Amz-X509-Chain``.
+
+    Worked out once per identity: encoding the certificates costs more than the rest of the
+    request signing, and a long-running process signs with one identity again and again.
+    """
+    cached = _x509_cache.get(id(identity))
+    if cached is not None and cached[0] is identity:
+        return cached[1]
     headers = [("X-Amz-X509", _b64der(identity.certificate))]
     if identity.chain:
         chain = ",".join(_b64der(cert) for cert in identity.chain)
         headers.append(("X-Amz-X509-Chain", chain))
-    return headers
+    if len(_x509_cache) >= _X509_CACHE_SIZE:
+        _x509_cache.clear()
+    _x509_cache[id(identity)] = (identity, tuple(headers))
+    return tuple(headers)
 
 
 def _b64der(cert: x509.Certificate) -> str:
     return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+
+
+_DATE_SLOT = "\0date\0"  # stands in for the X-Amz-Date value while a request form is made
+
+
+@dataclass(frozen=True, slots=True)
+class RequestForm:
+    """A request with every header but its date, and its canonical request cut where the date
+    goes: the only part that changes from one signature of the same request to the next."""
+
+    headers_before_date: tuple[tuple[str, str], ...]
+    headers_after_date: CertificateHeaders
+    canonical_before_date: str
+    canonical_after_date: str
+    signed_headers: str
+
+    def canonical_request(self, date: str) -> str:
+        return f"{self.canonical_before_date}{date}{self.canonical_after_date}"
+
+
+@functools.lru_cache(maxsize=32)
+def request_form(request: Request, certificate_headers: CertificateHeaders) -> RequestForm:
+    """The headers to send (``Host`` added, any ``Authorization`` and date dropped) and the
+    canonical request around ``X-Amz-Date``; worked out once per request and identity."""
+    dropped = ("host", "authorization", "x-amz-date")
+    headers = [(n, v) for n, v in request.headers if n.lower() not in dropped]
+    headers.append(("Host", host_header(request.url)))
+    with_slot = (*headers, ("X-Amz-Date", _DATE_SLOT), *certificate_headers)
+    canonical, signed = canonical_request(
+        Request(request.method, request.url, with_slot, request.body)
+    )
+    # A canonical header line is "name:value\n" with no line break in the value, and there is one
+    # line per name: this text is found exactly once.
+    before, found, after = canonical.partition(f"\nx-amz-date:{_DATE_SLOT}\n")
+    if not found:
+        raise AssertionError("the canonical request lost its X-Amz-Date line")
+    return RequestForm(
+        tuple(headers),
+        certificate_headers,
+        f"{before}\nx-amz-date:",
+        f"\n{after}",
+        signed,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,13 +247,11 @@ class SignedRequest:
 def sign(
     request: Request, identity: Identity, key: KeyBackend, region: str, now: datetime
 ) -> SignedRequest:
-    """Add ``Host``, ``X-Amz-Date``, the certificate headers and ``Authorization``."""
-    headers = [(n, v) for n, v in request.headers if n.lower() not in ("host", "authorization")]
-    headers.append(("Host", host_header(request.url)))
-    headers.append(("X-Amz-Date", amz_date(now)))
-    headers.extend(x509_headers(identity))
-    unsigned = Request(request.method, request.url, tuple(headers), request.body)
-    canonical, signed_names = canonical_request(unsigned)
+    """Add ``Host``, ``X-Amz-Date``, the certificate headers and ``Authorization`` (in place
+    of any ``Host``, ``X-Amz-Date`` or ``Authorization`` the request has)."""
+    date = amz_date(now)
+    form = request_form(request, x509_headers(identity))
+    canonical = form.canonical_request(date)
     algorithm = algorithm_for(key.public_key)
     to_sign = string_to_sign(algorithm, now, region, canonical)
     signature = key.sign(to_sign.encode())
@@ -200,8 +259,15 @@ def sign(
         algorithm,
         identity.certificate.serial_number,
         credential_scope(now, region),
-        signed_names,
+        form.signed_headers,
         signature,
     )
-    signed = Request(request.method, request.url, (*headers, ("Authorization", auth)), request.body)
-    return SignedRequest(signed, canonical, to_sign)
+    headers = (
+        *form.headers_before_date,
+        ("X-Amz-Date", date),
+        *form.headers_after_date,
+        ("Authorization", auth),
+    )
+    return SignedRequest(
+        Request(request.method, request.url, headers, request.body), canonical, to_sign
+    )

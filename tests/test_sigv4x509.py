@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timezone
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hwsigner.identity import Identity, read_certificates
@@ -152,3 +153,32 @@ def test_chain_header_algorithm_and_decimal_serial(pki, kind: str) -> None:
     public_key = leaf.public_key()
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         public_key.verify(signature, signed.string_to_sign.encode(), ec.ECDSA(hashes.SHA256()))
+
+
+def test_reused_parts_follow_the_request_and_identity(pki) -> None:
+    """``sign`` works out each request's and identity's fixed parts once; what it signs must
+    still be the canonical request of what it sends, whatever was signed before."""
+    devices = []
+    for kind, with_chain in (("ec-p256", True), ("rsa-2048", False)):
+        cert_path, key_path = pki.new_leaf(kind, f"reuse-{kind}")
+        chain = read_certificates(str(pki.issuing_cert)) if with_chain else ()
+        identity = Identity(read_certificates(str(cert_path))[0], chain)
+        devices.append((identity, FileKey.load(str(key_path))))
+    json_type = (("Content-Type", "application/json"),)
+    requests = [
+        Request("POST", f"http://127.0.0.1:{port}/sessions?b=2&a=1", json_type, body)
+        for port, body in ((8080, b"{}"), (9090, b'{"durationSeconds":900}'))
+    ]
+    for second in range(3):
+        now = datetime(2024, 7, 6, 12, 0, second, tzinfo=timezone.utc)
+        for identity, key in devices:
+            for request in requests:
+                signed = sign(request, identity, key, "us-east-1", now)
+                sent = signed.request.headers
+                unsigned = Request(request.method, request.url, sent[:-1], request.body)
+                assert sent[-1][0] == "Authorization"
+                assert signed.canonical_request == canonical_request(unsigned)[0]
+                assert dict(sent)["X-Amz-Date"] == f"20240706T1200{second:02d}Z"
+                leaf = identity.certificate.public_bytes(serialization.Encoding.DER)
+                assert dict(sent)["X-Amz-X509"] == base64.b64encode(leaf).decode()
+                assert ("X-Amz-X509-Chain" in dict(sent)) == bool(identity.chain)
