@@ -32,7 +32,13 @@ from ..errors import ConfigError, KeySourceError, PasswordError
 from . import Digest, KeyBackend, KeyOptions, PublicKey
 from .tpm_device import TpmCounters, TpmDevice, is_persistent, resolve_tcti
 from .tpm_keyfile import KeyFileError, TpmKeyFile
-from .tpm_signing import check_signing_key, public_key_of, signing_scheme, wire_signature
+from .tpm_signing import (
+    SigningPlan,
+    check_signing_key,
+    public_key_of,
+    signing_plan,
+    wire_signature,
+)
 
 PASSWORD_ENV = "HWSIGNER_TPM_KEY_PASSWORD"  # noqa: S105 - a variable name
 HANDLE_RE = re.compile(r"handle:(?:0[xX])?([0-9a-fA-F]{1,8})")
@@ -70,6 +76,7 @@ class TpmKey(KeyBackend):
         self.auth_source = auth_source
         self._refused: PasswordError | None = None
         self._session = session  # the HMAC session that carries the password, if there is one
+        self._plans: dict[str, SigningPlan] = {}  # by digest
         self._closed = False
 
     @classmethod
@@ -126,12 +133,14 @@ class TpmKey(KeyBackend):
     def sign(self, message: bytes, digest: Digest = "SHA256") -> bytes:
         if self._refused is not None:  # a wrong password is never tried again
             raise self._refused
-        hashed = hashlib.new(digest.lower(), message).digest()
-        scheme, tpm_digest = signing_scheme(self._area, hashed, digest, self.description)
+        plan = self._plans.get(digest)
+        if plan is None:
+            plan = self._plans[digest] = signing_plan(self._area, digest, self.description)
+        tpm_digest = plan.tpm_digest(hashlib.new(digest.lower(), message).digest())
         try:
             with self.device.command(f"signing with {self.description}"):
                 signature = self.device.esapi.sign(
-                    self._obj, tpm_digest, scheme, session1=self._session or ESYS_TR.PASSWORD
+                    self._obj, tpm_digest, plan.scheme, session1=self._session or ESYS_TR.PASSWORD
                 )
                 self.device.counters.signatures += 1
         except PasswordError as exc:
