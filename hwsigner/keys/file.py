@@ -38,6 +38,7 @@ class FileKey(KeyBackend):
     def __init__(self, private_key: PrivateKey, description: str = "file key") -> None:
         check_key(private_key)
         self._private_key = private_key
+        self._public_key: PublicKey = private_key.public_key()  # derived once, not per signature
         self.description = description
 
     @classmethod
@@ -54,7 +55,7 @@ class FileKey(KeyBackend):
 
     @property
     def public_key(self) -> PublicKey:
-        return self._private_key.public_key()
+        return self._public_key
 
     def sign(self, message: bytes, digest: Digest = "SHA256") -> bytes:
         algorithm = hash_for(digest)
