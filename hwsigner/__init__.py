@@ -7,8 +7,6 @@ Names are imported on first use, so ``import hwsigner`` loads no backend library
 ``cryptography``).
 """
 
-import importlib as _importlib
-
 _TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 
 __version__ = "0.1.0"
@@ -62,7 +60,9 @@ def __getattr__(name: str) -> "_Any":
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'hwsigner' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    from importlib import import_module  # here, not at the top: start-up time
+
+    value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

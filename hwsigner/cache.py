@@ -12,21 +12,20 @@ unreadable, corrupt, not owned by this user, or readable by others is ignored (a
 the next ``put``), never trusted. The ``lock`` keeps parallel cache misses from all calling
 CreateSession at once.
 
-A cache hit must not load ``cryptography`` or a key backend, and is worth keeping cheap: this
-module imports only the standard library (not even ``datetime``) and ``hwsigner.errors``.
+A cache hit must not load ``cryptography`` or a key backend, and is worth keeping cheap: the
+AWS CLI runs ``credential_process`` before every command. This module imports nothing a bare
+``python`` has not loaded already but ``hwsigner.errors`` and CPython's SHA-256: not ``json``,
+``re`` or ``pathlib``, each of which costs more than half of a bare interpreter's start-up
+(docs/performance.md). An entry in the layout ``put`` writes is read without ``json``; any
+other text is read with it, in full.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import stat
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
-from pathlib import Path
 
 from .errors import ConfigError
 
@@ -41,24 +40,26 @@ except ImportError:
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
     from typing import Any
 
     from .credentials import Credentials
 
 MIN_REMAINING = 5 * 60  # seconds
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # as hwsigner.credentials writes it
-_ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+ISO_LAYOUT = "0000-00-00T00:00:00Z"  # its shape: 0 for a digit
 PROCESS_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
 FORMAT_VERSION = 1
 MAX_ENTRY = 64 * 1024
 
 
-def default_directory(env: Mapping[str, str]) -> Path:
+def default_directory(env: Mapping[str, str]) -> str:
     """``$XDG_CACHE_HOME/hwsigner``, else ``~/.cache/hwsigner``."""
     base = env.get("XDG_CACHE_HOME")
     if base and os.path.isabs(base):
-        return Path(base) / "hwsigner"
-    return Path.home() / ".cache" / "hwsigner"
+        return os.path.join(base, "hwsigner")
+    return os.path.join(os.path.expanduser("~"), ".cache", "hwsigner")
 
 
 def cache_key(fields: Mapping[str, object], files: Iterable[str] = ()) -> str:
@@ -70,11 +71,13 @@ def cache_key(fields: Mapping[str, object], files: Iterable[str] = ()) -> str:
     reports the problem.
     """
     digest = sha256()
-    digest.update(json.dumps(dict(fields), sort_keys=True, default=str).encode())
+    # repr keeps different values apart (None from "None", 1 from "1"), and needs no json
+    digest.update(repr(sorted(fields.items())).encode())
     for path in files:
         digest.update(b"\0file\0" + path.encode())
         try:
-            digest.update(sha256(Path(path).read_bytes()).digest())
+            with open(path, "rb") as f:
+                digest.update(sha256(f.read()).digest())
         except OSError as exc:
             digest.update(f"unreadable:{exc.errno}".encode())
     return str(digest.hexdigest())
@@ -85,20 +88,27 @@ class CredentialCache:
 
     __slots__ = ("directory",)
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
 
     def __repr__(self) -> str:
-        return f"CredentialCache({str(self.directory)!r})"
+        return f"CredentialCache({self.directory!r})"
 
     @classmethod
     def at(
         cls, directory: str | os.PathLike[str] | None, env: Mapping[str, str]
     ) -> CredentialCache:
-        return cls(Path(directory).expanduser() if directory else default_directory(env))
+        if directory:
+            return cls(os.path.expanduser(os.fspath(directory)))
+        return cls(default_directory(env))
 
     def entry_path(self, key: str) -> Path:
-        return self.directory / f"{key}.json"
+        from pathlib import Path
+
+        return Path(self._file(key, ".json"))
+
+    def _file(self, key: str, suffix: str) -> str:
+        return os.path.join(self.directory, key + suffix)
 
     def get(self, key: str, now: float | None = None) -> str | None:
         """The cached ``credential_process`` JSON for ``key``, if it is trustworthy and lasts
@@ -106,10 +116,7 @@ class CredentialCache:
         if not self._directory_usable(create=False):
             return None
         try:
-            data = json.loads(read_private_file(self.entry_path(key)))
-            if data.get("format") != FORMAT_VERSION or data.get("key") != key:
-                raise ValueError("written for another key or format")
-            expiration = checked_process_json(data["credentials"])
+            answer, expiration = entry_answer(read_private_file(self._file(key, ".json")), key)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -120,11 +127,13 @@ class CredentialCache:
             _debug("cache: entry %s expires too soon", key[:12])
             return None
         _debug("cache: hit %s, valid until %s", key[:12], expiration)
-        return json.dumps(data["credentials"], separators=(",", ":"))
+        return answer
 
     def put(self, key: str, credentials: Credentials) -> None:
         """Store ``credentials`` under ``key``: a new 0600 file renamed over the old one."""
+        import json
         import tempfile
+        from contextlib import suppress
 
         self._directory_usable(create=True)
         entry = {
@@ -139,7 +148,7 @@ class CredentialCache:
                 json.dump(entry, f, separators=(",", ":"))
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(temp, self.entry_path(key))
+            os.replace(temp, self._file(key, ".json"))
             temp = None
         except OSError as exc:
             raise ConfigError(
@@ -151,31 +160,17 @@ class CredentialCache:
                 with suppress(OSError):
                     os.unlink(temp)
 
-    @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold an exclusive lock for ``key``: one CreateSession for many parallel misses."""
-        import fcntl
-
+    def lock(self, key: str) -> EntryLock:
+        """An exclusive lock for ``key``, held in a ``with`` block: one CreateSession for many
+        parallel misses."""
         self._directory_usable(create=True)
-        path = self.directory / f"{key}.lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot lock the cache entry in {self.directory}: {exc.strerror or exc}",
-                hint="pass --cache-dir with a directory of your own",
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        return EntryLock(self._file(key, ".lock"), self.directory)
 
     def _directory_usable(self, *, create: bool) -> bool:
         """Whether the directory exists and is ours; make it 0700. Raises for a foreign one."""
         if create:
             try:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create the cache directory {self.directory}: {exc.strerror}",
@@ -195,6 +190,92 @@ class CredentialCache:
         return True
 
 
+class EntryLock:
+    """An exclusive ``flock`` on a lock file, released when the ``with`` block ends."""
+
+    __slots__ = ("_directory", "_fd", "_path")
+
+    def __init__(self, path: str, directory: str) -> None:
+        self._path = path
+        self._directory = directory
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self._fd = os.open(self._path, flags, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock the cache entry in {self._directory}: {exc.strerror or exc}",
+                hint="pass --cache-dir with a directory of your own",
+            ) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self._fd)  # closing releases the lock
+
+
+def entry_answer(text: str, key: str) -> tuple[str, str]:
+    """The ``credential_process`` JSON an entry for ``key`` holds, and its ``Expiration``;
+    ValueError for anything else.
+
+    An entry as ``put`` writes it, with plain values, is read here without ``json``; any other
+    text (escaped values, other spacing, damage) is read with ``json`` and checked in full.
+    """
+    head = f'{{"format":{FORMAT_VERSION},"key":"{key}","credentials":'
+    if text.startswith(head) and text.endswith("}"):
+        answer = text[len(head) : -1]
+        expiration = plain_process_expiration(answer)
+        if expiration is not None:
+            return answer, expiration
+    import json
+
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("not a cache entry")
+    if data.get("format") != FORMAT_VERSION or data.get("key") != key:
+        raise ValueError("written for another key or format")
+    expiration = checked_process_json(data["credentials"])
+    return json.dumps(data["credentials"], separators=(",", ":")), expiration
+
+
+def plain_process_expiration(text: str) -> str | None:
+    """The ``Expiration`` of ``text`` if it is a ``credential_process`` object in the compact
+    layout ``Credentials.to_process_json`` writes, with values that JSON writes as they are
+    (printable ASCII, no quote or backslash); None otherwise.
+
+    Values without quotes make the split below exact, so such text is well-formed JSON.
+    """
+    head = '{"Version":1,"'
+    if not (text.startswith(head) and text.endswith('"}')):
+        return None
+    fields = {}
+    for part in text[len(head) : -2].split('","'):
+        name, colon, value = part.partition('":"')
+        if not (colon and value and value.isascii() and value.isprintable()):
+            return None
+        if '"' in value or "\\" in value:
+            return None
+        fields[name] = value
+    if tuple(fields) != PROCESS_FIELDS or not is_utc_time(fields["Expiration"]):
+        return None
+    return fields["Expiration"]
+
+
+def is_utc_time(text: str) -> bool:
+    """Whether ``text`` is a time in the one form ``ISO_FORMAT`` writes."""
+    if len(text) != len(ISO_LAYOUT):
+        return False
+    pairs = zip(text, ISO_LAYOUT, strict=True)
+    return all((c in "0123456789") if shape == "0" else c == shape for c, shape in pairs)
+
+
 def checked_process_json(data: Any) -> str:
     """The ``Expiration`` of a well-formed ``credential_process`` object; ValueError if not.
 
@@ -206,12 +287,12 @@ def checked_process_json(data: Any) -> str:
     for name in PROCESS_FIELDS:
         if not isinstance(data.get(name), str) or not data[name]:
             raise ValueError(f"{name} is missing")
-    if not _ISO_TIME.fullmatch(data["Expiration"]):
+    if not is_utc_time(data["Expiration"]):
         raise ValueError("Expiration is not in YYYY-MM-DDTHH:MM:SSZ form")
     return str(data["Expiration"])
 
 
-def read_private_file(path: Path) -> str:
+def read_private_file(path: str | os.PathLike[str]) -> str:
     """Read a regular file owned by this user that no one else can read or write.
 
     ValueError names what is wrong with a file that exists but must not be trusted.

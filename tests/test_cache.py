@@ -247,11 +247,17 @@ def test_a_hit_touches_neither_key_nor_network_nor_heavy_modules(
     assert json.loads(result.stdout) == first
     loaded = set(result.stderr.split())
     ours = {name for name in loaded if name.startswith("hwsigner")}
-    assert ours <= {"hwsigner", "hwsigner.cli", "hwsigner.cli.options",
-                    "hwsigner.cli.credential_process", "hwsigner.cache", "hwsigner.credentials",
+    assert ours <= {"hwsigner", "hwsigner.cli", "hwsigner.cli.cache_hit", "hwsigner.cache",
                     "hwsigner.errors"}, ours  # fmt: skip
     heavy = {"cryptography", "pkcs11", "tpm2_pytss", "boto3", "botocore", "asn1crypto"}
     assert not {name.split(".")[0] for name in loaded} & heavy
+    # each of these costs more than half of a bare interpreter's start-up (docs/performance.md)
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    added = loaded - set(bare)
+    assert not added & {"argparse", "json", "re", "pathlib", "typing", "logging"}, added
     assert create_sessions(own_emulator.url) == 1
 
 

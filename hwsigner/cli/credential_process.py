@@ -2,30 +2,22 @@
 
 With ``--cache`` the answer is kept on disk and reused while more than 5 minutes of it remain.
 A cache hit loads no key backend and not ``cryptography``: it reads the flags, hashes them and
-the certificate file, and prints the stored credentials.
+the certificate file, and prints the stored credentials. ``hwsigner.cli`` first tries
+``cache_hit``, which does this without argparse; this module is the full path.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 
+from .cache_hit import cache_inputs
 from .options import add_session_flags, open_identity, session_params, transport
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
     from ..credentials import Credentials
-
-# A PIN does not change the answer, and must not end up hashed in a file name.
-_PIN_VALUE = re.compile(r"([?&;])pin-value=[^&;]*")
-# Environment variables that change where CreateSession goes.
-ENDPOINT_ENV = (
-    "AWS_ENDPOINT_URL_ROLESANYWHERE",
-    "AWS_USE_FIPS_ENDPOINT",
-    "AWS_USE_DUALSTACK_ENDPOINT",
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +49,7 @@ def process_json(args: argparse.Namespace) -> str:
     from ..errors import HwSignerError
 
     cache = CredentialCache.at(args.cache_dir, os.environ)
-    key = cache_key(*cache_inputs(args))
+    key = cache_key(*cache_inputs(vars(args), os.environ))
     found = cache.get(key)
     if found is not None:
         return found
@@ -89,32 +81,3 @@ def fresh_credentials(args: argparse.Namespace) -> Credentials:
     identity, key = open_identity(args)
     with key:
         return create_session(params, identity, key, transport=transport(args))
-
-
-def cache_inputs(args: argparse.Namespace) -> tuple[dict[str, object], list[str]]:
-    """Every input that changes the answer, and the files whose content is part of it."""
-    fields: dict[str, object] = {
-        name: getattr(args, name, None)
-        for name in (
-            "trust_anchor_arn",
-            "profile_arn",
-            "role_arn",
-            "region",
-            "endpoint",
-            "session_duration",
-            "role_session_name",
-            "intermediates",
-            "pkcs11_lib",
-            "tpm_tcti",
-        )
-    }
-    for name in ("certificate", "private_key"):
-        value = getattr(args, name, None)
-        fields[name] = _PIN_VALUE.sub(r"\1", value) if value else value
-    fields["env"] = {name: os.environ.get(name) for name in ENDPOINT_ENV}
-    files = [
-        path
-        for path in (args.certificate, args.intermediates)
-        if path and not path.startswith("pkcs11:")
-    ]
-    return fields, files
