@@ -15,11 +15,14 @@ Results and how to read them: docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 from bench_lab import Lab
 from bench_report import Report
@@ -84,23 +87,23 @@ def main() -> int:
 def describe_machine(*, quick: bool) -> None:
     print("hwsigner benchmark" + (" (--quick: too few rounds for real numbers)" if quick else ""))
     cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}")
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    system = f"{platform.system()} {platform.release()}"
+    with contextlib.suppress(OSError):
+        system += f", {platform.freedesktop_os_release()['PRETTY_NAME']}"
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs, {system}")
     python = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"python:  {python} ({sys.executable})")
     versions = []
     for name in ("cryptography", "python-pkcs11", "tpm2-pytss"):
-        try:
-            from importlib.metadata import version
-
+        with contextlib.suppress(PackageNotFoundError):
             versions.append(f"{name} {version(name)}")
-        except Exception:  # noqa: S112 - a missing package is simply not listed
-            continue
-    print(f"libraries: {', '.join(versions)}")
+    for tool in (["softhsm2-util", "--version"], ["swtpm", "--version"]):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(tool, capture_output=True, text=True, timeout=10).stdout
+            versions.append(f"{tool[0]} {out.split(',')[0].split()[-1] if out else '?'}")
+    print(f"versions: {', '.join(versions)}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -32,7 +34,14 @@ from hwsigner.devpki import DevPki  # noqa: E402
 from tests.conftest import RunningEmulator, start_emulator, stop  # noqa: E402
 from tests.helpers import ARN_FLAGS  # noqa: E402
 
-HWSIGNER = str(Path(sys.executable).with_name("hwsigner"))  # the console script users run
+DEV_BIN = Path(sys.executable).parent  # this venv, with hwsigner installed in editable mode
+HWSIGNER = str(DEV_BIN / "hwsigner")  # the console script users run
+CONSOLE_SCRIPT = """#!{python}
+import sys
+from hwsigner.cli import run
+if __name__ == "__main__":
+    sys.exit(run())
+"""
 LOOPBACK_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
@@ -114,6 +123,22 @@ class Lab:
                 "--no-tpm-key-password",
             ]  # fmt: skip
         raise ValueError(f"no {kind} key in this lab")
+
+    def plain_bin(self) -> Path:
+        """The bin directory of a venv where hwsigner is installed as pip installs it: on
+        ``sys.path`` with no import hook. An editable install's hook makes every ``python``
+        start import pathlib, re and more, which flatters start-up ratios; users have none."""
+        venv = self.directory / "plain-venv"
+        if not venv.exists():
+            command = [sys.executable, "-m", "venv", "--without-pip", str(venv)]
+            subprocess.run(command, check=True, timeout=120, capture_output=True)
+            (packages,) = venv.glob("lib/python*/site-packages")
+            paths = [str(REPO), *site.getsitepackages()]  # hwsigner, then its dependencies
+            (packages / "hwsigner-bench.pth").write_text("".join(p + "\n" for p in paths))
+            script = venv / "bin" / "hwsigner"
+            script.write_text(CONSOLE_SCRIPT.format(python=venv / "bin" / "python"))
+            script.chmod(0o755)
+        return venv / "bin"
 
     def kinds(self) -> list[str]:
         return ["file", *(k for k in ("softhsm", "swtpm") if getattr(self, k) is not None)]

@@ -4,22 +4,24 @@
     >>> imports(lab, report)                  # python -X importtime: the top offenders
     >>> end_to_end(lab, report, rounds=10)    # credential-process against the emulator
 
-Each command is the console script users run (``.venv/bin/hwsigner``), started as a new
-process and timed from spawn to exit, in turns with ``python -c pass`` in the same environment.
+Each command is the console script users run (``bin/hwsigner``), started as a new process and
+timed from spawn to exit, in turns with ``python -c pass`` of the same environment. Start-up is
+measured in two: this venv, where hwsigner is an editable install, and a plain venv where it is
+installed as pip installs it (``Lab.plain_bin``); the other sections use the plain one.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from functools import partial
+from pathlib import Path
 
-from bench_lab import HWSIGNER, Lab
+from bench_lab import DEV_BIN, Lab
 from bench_report import Report, interleaved, millis
 
-PYTHON_PASS = [sys.executable, "-c", "pass"]
 TOP_IMPORTS = 10
+BUDGET = 2.0  # a cache hit, over python -c pass
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -31,46 +33,52 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
     return done
 
 
-def cache_hit_command(lab: Lab) -> list[str]:
-    cache_dir = lab.directory / "cache"
-    cache = ["--cache", "--cache-dir", str(cache_dir)]
-    return [HWSIGNER, "credential-process", *cache, *lab.flags("file")]
+def cache_hit_command(lab: Lab, bin_dir: Path) -> list[str]:
+    cache = ["--cache", "--cache-dir", str(lab.directory / "cache")]
+    return [str(bin_dir / "hwsigner"), "credential-process", *cache, *lab.flags("file")]
 
 
 def startup(lab: Lab, report: Report, rounds: int) -> None:
     report.section("start-up", f"{rounds} runs each, in turns; new process each, spawn to exit")
     env = lab.env
-    hit = cache_hit_command(lab)
-    filled = run(hit, env).stdout  # the cache miss that fills the cache
+    places = {  # short name -> (what it is, its bin directory)
+        "plain": ("a plain venv, hwsigner as pip installs it", lab.plain_bin()),
+        "editable": ("this venv, hwsigner installed editable", DEV_BIN),
+    }
+    filled = run(cache_hit_command(lab, DEV_BIN), env).stdout  # the miss that fills the cache
     before = lab.create_sessions()
-    medians = interleaved(
-        [
-            ("python", partial(run, PYTHON_PASS, env)),
-            ("hit", partial(run, hit, env)),
-            ("help", partial(run, [HWSIGNER, "--help"], env)),
-        ],
-        rounds,
-    )
-    answered = run(hit, env).stdout
-    base = medians["python"]
-    report.row("python -c pass", millis(base), ratio=1.0)
-    report.row(
-        "hwsigner credential-process --cache (hit)",
-        millis(medians["hit"]),
-        ratio=medians["hit"] / base,
-        budget=2.0,
-    )
-    report.row("hwsigner --help", millis(medians["help"]), ratio=medians["help"] / base)
-    report.note(f"cache hit adds {millis(medians['hit'] - base)} to a bare Python start-up")
+    contenders = []
+    for place, (_, bin_dir) in places.items():
+        contenders += [
+            (f"{place} python", partial(run, [str(bin_dir / "python"), "-c", "pass"], env)),
+            (f"{place} hit", partial(run, cache_hit_command(lab, bin_dir), env)),
+            (f"{place} help", partial(run, [str(bin_dir / "hwsigner"), "--help"], env)),
+        ]
+    medians = interleaved(contenders, rounds)
+    for place, (what, bin_dir) in places.items():
+        base, hit = medians[f"{place} python"], medians[f"{place} hit"]
+        report.note(f"{what}:")
+        report.row("  python -c pass", millis(base), ratio=1.0)
+        report.row(
+            f"  credential-process --cache, a hit ({place})",
+            millis(hit),
+            ratio=hit / base,
+            budget=BUDGET,
+        )
+        help_time = medians[f"{place} help"]
+        report.row("  hwsigner --help", millis(help_time), ratio=help_time / base)
+        report.note(f"    a hit adds {millis(hit - base)} to a bare Python start-up")
+        if run(cache_hit_command(lab, bin_dir), env).stdout != filled:
+            raise RuntimeError("a cache hit printed other credentials than the miss before")
     report.count("CreateSession calls during the cache hits", lab.create_sessions() - before)
-    if answered != filled:
-        raise RuntimeError("the cache hit printed other credentials than the miss that filled it")
 
 
-def import_times(command: list[str], env: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """``python -X importtime``: module -> (self µs, cumulative µs)."""
+def import_times(
+    bin_dir: Path, command: list[str], env: dict[str, str]
+) -> dict[str, tuple[int, int]]:
+    """``python -X importtime COMMAND``: module -> (own µs, cumulative µs)."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", *command],
+        [str(bin_dir / "python"), "-X", "importtime", *command],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -87,17 +95,20 @@ def import_times(command: list[str], env: dict[str, str]) -> dict[str, tuple[int
 
 
 def imports(lab: Lab, report: Report) -> None:
-    report.section("start-up imports", "python -X importtime, one run each; import time only")
-    env = lab.env
-    bare = import_times(["-c", "pass"], env)
-    hit = import_times(cache_hit_command(lab), env)
+    report.section(
+        "start-up imports", "python -X importtime in the plain venv, one run each; imports only"
+    )
+    env, bin_dir = lab.env, lab.plain_bin()
+    bare = import_times(bin_dir, ["-c", "pass"], env)
+    hit = import_times(bin_dir, cache_hit_command(lab, bin_dir), env)
     _offenders(report, "cache hit", hit, bare)
     heavy = [m for m in ("cryptography", "pkcs11", "tpm2_pytss", "logging", "datetime") if m in hit]
     report.note(f"heavy modules imported on a cache hit: {', '.join(heavy) or 'none'}")
     report.count(
         "cryptography imported on a cache hit (0 = no)", int("cryptography" in hit), expected=0
     )
-    miss = import_times([HWSIGNER, "credential-process", *lab.flags("file")], env)
+    hwsigner = str(bin_dir / "hwsigner")
+    miss = import_times(bin_dir, [hwsigner, "credential-process", *lab.flags("file")], env)
     _offenders(report, "cache miss, file key", miss, bare)
 
 
@@ -120,16 +131,17 @@ def end_to_end(lab: Lab, report: Report, rounds: int) -> None:
     kinds = lab.kinds()
     report.section(
         "credential-process, cache miss, end to end",
-        f"{rounds} runs each, in turns; open the key, sign, CreateSession on the emulator",
+        f"{rounds} runs each, in turns, plain venv; open the key, sign, CreateSession",
     )
-    env = lab.env
-    commands = {kind: [HWSIGNER, "credential-process", *lab.flags(kind)] for kind in kinds}
+    env, bin_dir = lab.env, lab.plain_bin()
+    hwsigner = str(bin_dir / "hwsigner")
+    commands = {kind: [hwsigner, "credential-process", *lab.flags(kind)] for kind in kinds}
     for kind, command in commands.items():
         answer = json.loads(run(command, env).stdout)
         if not answer.get("AccessKeyId"):
             raise RuntimeError(f"credential-process with the {kind} key printed no credentials")
     before = lab.create_sessions()
-    contenders = [("python", partial(run, PYTHON_PASS, env))]
+    contenders = [("python", partial(run, [str(bin_dir / "python"), "-c", "pass"], env))]
     contenders += [(kind, partial(run, command, env)) for kind, command in commands.items()]
     medians = interleaved(contenders, rounds)
     runs = (rounds + 1) * len(kinds)  # interleaved() makes one warm-up call of each

@@ -51,7 +51,8 @@ def test_quick_run_prints_every_section_and_leaves_nothing(tmp_path: Path) -> No
     assert -1 not in positions, out
     assert positions == sorted(positions), out
     for line in (
-        "hwsigner credential-process --cache (hit)",
+        "credential-process --cache, a hit (plain)",
+        "credential-process --cache, a hit (editable)",
         "cryptography imported on a cache hit",
         "file key, EC P-256: hwsigner SigV4-X509 sign",
         "file key, RSA-2048: bare library sign",
