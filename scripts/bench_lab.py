@@ -67,7 +67,9 @@ class TpmKeyFile:
 class Lab:
     """The temporary directory, the PKI, the running emulator and the keys."""
 
-    def __init__(self, directory: Path, pki: DevPki, emulator: RunningEmulator) -> None:
+    def __init__(
+        self, directory: Path, pki: DevPki, emulator: RunningEmulator, cleanup: ExitStack
+    ) -> None:
         self.directory = directory
         self.pki = pki
         self.emulator = emulator
@@ -75,16 +77,22 @@ class Lab:
         self.softhsm: TokenKey | None = None
         self.swtpm: TpmKeyFile | None = None
         self.missing: dict[str, str] = {}
-        self._cleanup = ExitStack()
+        self._cleanup = cleanup
 
     @classmethod
     def start(cls) -> Lab:
+        """Make the directory and the PKI, start the emulator; undone if any step fails."""
         directory = Path(tempfile.mkdtemp(prefix="hwsigner-bench-"))
-        pki = DevPki.create(directory / "pki")
-        lab = cls(directory, pki, start_emulator(pki.root_cert))
-        lab._cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
-        lab._cleanup.callback(stop, lab.emulator.process)
-        return lab
+        cleanup = ExitStack()
+        cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+        try:
+            pki = DevPki.create(directory / "pki")
+            emulator = start_emulator(pki.root_cert)
+            cleanup.callback(stop, emulator.process)
+            return cls(directory, pki, emulator, cleanup)
+        except BaseException:
+            cleanup.close()
+            raise
 
     def __enter__(self) -> Lab:
         return self

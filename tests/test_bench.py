@@ -64,6 +64,20 @@ def test_quick_run_prints_every_section_and_leaves_nothing(tmp_path: Path) -> No
         assert line in out, line
     assert "budgets met" in out
     assert list(tmp_path.iterdir()) == []  # the lab's directory is gone
+    assert processes_mentioning(str(tmp_path)) == []  # emulator, swtpm and serve are stopped
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that contain ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended meanwhile
+            continue
+        if text in command:
+            found.append(command)
+    return found
 
 
 def available(skip_if: pytest.MarkDecorator) -> bool:
