@@ -14,7 +14,7 @@ certificate, compared by public key, before anything is sent.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -22,17 +22,25 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 
 from .errors import CertificateError, ConfigError, PasswordError
 from .keys import KeyBackend, KeyOptions, PublicKey, open_key
-from .sigv4x509 import MAX_CHAIN
+from .sigv4x509 import MAX_CHAIN, x509_headers
 
 log = logging.getLogger("hwsigner")
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """The leaf certificate and the intermediates sent with it (never the leaf itself)."""
+    """The leaf certificate and the intermediates sent with it (never the leaf itself).
+
+    ``headers`` are its ``X-Amz-X509`` headers, encoded once: a long-running process signs with
+    one identity again and again, and the encoding costs more than the rest of the signing.
+    """
 
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", x509_headers(self.certificate, self.chain))
 
 
 @dataclass(frozen=True, slots=True)

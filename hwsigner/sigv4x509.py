@@ -73,22 +73,22 @@ def amz_date(now: datetime) -> str:
 
 
 def credential_scope(now: datetime, region: str) -> str:
-    """ "The credential scope ... date/region/service/aws4_request"."""
+    """The scope: "date/region/service/aws4_request"."""
     return f"{amz_date(now)[:8]}/{region}/{SERVICE}/aws4_request"
 
 
 def uri_encode(text: str) -> str:
-    """ "URI-encode each byte ... except the unreserved characters A-Z a-z 0-9 - _ . ~"."""
+    """SigV4: "URI-encode each byte ... except the unreserved characters A-Z a-z 0-9 - _ . ~"."""
     return quote(text, safe="-_.~")
 
 
 def canonical_uri(path: str) -> str:
-    """ "The URI-encoded version of the absolute path"; each segment is encoded once more."""
+    """SigV4: "the URI-encoded version of the absolute path"; each segment encoded once more."""
     return quote(path or "/", safe="/-_.~")
 
 
 def canonical_query(query: str) -> str:
-    """ "Sort the parameter names by character code point ... URI-encode each name and value"."""
+    """SigV4: "sort the parameter names by character code point", encode names and values."""
     pairs = []
     for part in query.split("&"):
         if not part:
@@ -144,7 +144,7 @@ def canonical_request(request: Request, only: Collection[str] | None = None) -> 
 
 
 def string_to_sign(algorithm: str, now: datetime, region: str, canonical: str) -> str:
-    """ "Algorithm \\n RequestDateTime \\n CredentialScope \\n HashedCanonicalRequest"."""
+    """SigV4: "Algorithm \\n RequestDateTime \\n CredentialScope \\n HashedCanonicalRequest"."""
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return f"{algorithm}\n{amz_date(now)}\n{credential_scope(now, region)}\n{digest}"
 
@@ -165,27 +165,15 @@ def host_header(url: str) -> str:
 
 
 CertificateHeaders = tuple[tuple[str, str], ...]
-# id(identity) -> (identity, its headers). The entry holds the identity, so its id stays its own.
-_x509_cache: dict[int, tuple[Identity, CertificateHeaders]] = {}
-_X509_CACHE_SIZE = 16
 
 
-def x509_headers(identity: Identity) -> CertificateHeaders:
-    """``X-Amz-X509`` (the leaf) and, only when there is a chain, ``X-Amz-X509-Chain``.
-
-    Worked out once per identity: encoding the certificates costs more than the rest of the
-    request signing, and a long-running process signs with one identity again and again.
-    """
-    cached = _x509_cache.get(id(identity))
-    if cached is not None and cached[0] is identity:
-        return cached[1]
-    headers = [("X-Amz-X509", _b64der(identity.certificate))]
-    if identity.chain:
-        chain = ",".join(_b64der(cert) for cert in identity.chain)
-        headers.append(("X-Amz-X509-Chain", chain))
-    if len(_x509_cache) >= _X509_CACHE_SIZE:
-        _x509_cache.clear()
-    _x509_cache[id(identity)] = (identity, tuple(headers))
+def x509_headers(
+    certificate: x509.Certificate, chain: Sequence[x509.Certificate] = ()
+) -> CertificateHeaders:
+    """``X-Amz-X509`` (the leaf) and, only when there is a chain, ``X-Amz-X509-Chain``."""
+    headers = [("X-Amz-X509", _b64der(certificate))]
+    if chain:
+        headers.append(("X-Amz-X509-Chain", ",".join(_b64der(cert) for cert in chain)))
     return tuple(headers)
 
 
@@ -251,7 +239,7 @@ def sign(
     """Add ``Host``, ``X-Amz-Date``, the certificate headers and ``Authorization`` (in place
     of any ``Host``, ``X-Amz-Date`` or ``Authorization`` the request has)."""
     date = amz_date(now)
-    form = request_form(request, x509_headers(identity))
+    form = request_form(request, identity.headers)
     canonical = form.canonical_request(date)
     algorithm = algorithm_for(key.public_key)
     to_sign = string_to_sign(algorithm, now, region, canonical)

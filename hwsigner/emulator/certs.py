@@ -105,7 +105,7 @@ def check_ca(cert: x509.Certificate, now: datetime, role: str) -> None:
 
 
 def check_signature_hash(cert: x509.Certificate, role: str) -> None:
-    """ "MD5 and SHA1 signing algorithms are rejected"; so is anything without a known hash."""
+    """The service: "MD5 and SHA1 signing algorithms are rejected"; so is an unknown hash."""
     try:
         algorithm = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:
