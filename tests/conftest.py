@@ -59,3 +59,21 @@ def emulator(pki: DevPki) -> Iterator[RunningEmulator]:
     running = start_emulator(pki.root_cert)
     yield running
     stop(running.process)
+
+
+@pytest.fixture(scope="module")
+def own_emulator(pki: DevPki) -> Iterator[RunningEmulator]:
+    """An emulator for one test module alone (its tests make the service fail, count calls)."""
+    running = start_emulator(pki.root_cert)
+    yield running
+    stop(running.process)
+
+
+@pytest.fixture
+def flags(pki: DevPki, own_emulator: RunningEmulator, request: pytest.FixtureRequest) -> list[str]:
+    """The credential flags of a fresh leaf, against ``own_emulator`` set back to normal."""
+    from .delivery import reset, session_flags
+
+    reset(own_emulator.url)
+    name = f"{request.module.__name__.rpartition('_')[2]}-{request.node.name[:40]}"
+    return session_flags(pki, name, own_emulator.url)

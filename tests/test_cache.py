@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +25,7 @@ from hwsigner.cache import CredentialCache, cache_key
 from hwsigner.credentials import Credentials, format_time
 
 from .conftest import RunningEmulator
-from .delivery import create_sessions, isolate_aws, private_emulator, reset, session_flags
+from .delivery import create_sessions, isolate_aws
 from .helpers import process_credentials, run_cli
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -165,18 +164,6 @@ def test_the_key_covers_every_input_and_the_certificate_content(tmp_path: Path) 
 
 
 # The CLI
-
-
-@pytest.fixture(scope="module")
-def own_emulator(pki) -> Iterator[RunningEmulator]:
-    with private_emulator(pki) as running:
-        yield running
-
-
-@pytest.fixture
-def flags(pki, own_emulator: RunningEmulator, request: pytest.FixtureRequest) -> list[str]:
-    reset(own_emulator.url)
-    return session_flags(pki, f"cache-{request.node.name[:40]}", own_emulator.url)
 
 
 def cached(*args: object, cache_dir: Path) -> dict[str, object]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from hwsigner.credentials import Credentials
 from hwsigner.errors import ServiceError
 
 from .conftest import RunningEmulator
-from .delivery import create_sessions, private_emulator, reset, session_flags
+from .delivery import create_sessions
 from .helpers import assert_one_line_error, process_credentials, run_cli
 
 SAMPLE = Credentials(
@@ -53,18 +52,6 @@ def test_a_value_a_shell_would_interpret_is_refused() -> None:
     bad = Credentials("ASIA$(reboot)", "s", "t", SAMPLE.expiration)
     with pytest.raises(ServiceError):
         render(bad, "env")
-
-
-@pytest.fixture(scope="module")
-def own_emulator(pki) -> Iterator[RunningEmulator]:
-    with private_emulator(pki) as running:
-        yield running
-
-
-@pytest.fixture
-def flags(pki, own_emulator: RunningEmulator, request: pytest.FixtureRequest) -> list[str]:
-    reset(own_emulator.url)
-    return session_flags(pki, f"export-{request.node.name[:40]}", own_emulator.url)
 
 
 def test_eval_in_a_shell_sets_the_variables(flags: list[str]) -> None:

@@ -28,9 +28,6 @@ from .delivery import (
     fail_service,
     heal_service,
     isolate_aws,
-    private_emulator,
-    reset,
-    session_flags,
 )
 from .helpers import assert_one_line_error, run_cli
 
@@ -97,18 +94,6 @@ class Server:
             "GET", f"{CREDENTIALS}/{ROLE}", {"X-aws-ec2-metadata-token": token}
         )
         return status, body
-
-
-@pytest.fixture(scope="module")
-def own_emulator(pki) -> Iterator[RunningEmulator]:
-    with private_emulator(pki) as running:
-        yield running
-
-
-@pytest.fixture
-def flags(pki, own_emulator: RunningEmulator, request: pytest.FixtureRequest) -> list[str]:
-    reset(own_emulator.url)
-    return session_flags(pki, f"serve-{request.node.name[:40]}", own_emulator.url)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,9 +25,6 @@ from .delivery import (
     fail_service,
     heal_service,
     isolate_aws,
-    private_emulator,
-    reset,
-    session_flags,
 )
 from .helpers import assert_one_line_error, run_cli
 
@@ -186,18 +183,6 @@ def test_concurrent_writers_of_different_profiles_lose_nothing(tmp_path: Path) -
 
 
 # The command
-
-
-@pytest.fixture(scope="module")
-def own_emulator(pki) -> Iterator[RunningEmulator]:
-    with private_emulator(pki) as running:
-        yield running
-
-
-@pytest.fixture
-def flags(pki, own_emulator: RunningEmulator, request: pytest.FixtureRequest) -> list[str]:
-    reset(own_emulator.url)
-    return session_flags(pki, f"update-{request.node.name[:40]}", own_emulator.url)
 
 
 def test_once_keeps_the_rest_of_the_file_and_boto3_reads_it(
