@@ -19,7 +19,7 @@ _ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):"
     r"(?P<account>\d{12}):(?P<resource>.+)"
 )
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 # What each flag's ARN must look like: its service and resource type.
 KINDS = {
@@ -57,7 +57,7 @@ def parse_arn(text: str, kind: str) -> Arn:
             hint=f"expected arn:{arn.partition}:{service}:"
             f"{'REGION' if service != 'iam' else ''}:ACCOUNT:{prefix}ID",
         )
-    if arn.region and not _REGION.fullmatch(arn.region):
+    if arn.region and not REGION_NAME.fullmatch(arn.region):
         raise ConfigError(f"{flag} names an unknown region {arn.region!r}", hint="check the ARN")
     return arn
 
@@ -69,7 +69,7 @@ def signing_region(trust_anchor: Arn, profile: Arn, region: str | None) -> str:
             f"the trust anchor is in {trust_anchor.region} but the profile is in {profile.region}",
             hint="use a trust anchor and a profile of the same region",
         )
-    if region is not None and not _REGION.fullmatch(region):
+    if region is not None and not REGION_NAME.fullmatch(region):
         raise ConfigError(f"--region {region!r} is not a region name", hint="e.g. us-east-1")
     return region or trust_anchor.region
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from .. import sigv4x509
-from ..arns import _REGION as REGION_NAME  # the region shape the client accepts
+from ..arns import REGION_NAME
 from ..keys import PublicKey
 from .certs import TrustAnchors, check_leaf
 from .params import SessionRequest, session_request
