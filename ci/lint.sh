@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check hwsigner tests scripts
 .venv/bin/ruff format --check hwsigner tests scripts
 .venv/bin/mypy
+.venv/bin/mypy --strict scripts/*.py

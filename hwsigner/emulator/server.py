@@ -71,6 +71,7 @@ class EmulatorServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # keep-alive clients would wait 40 ms for each answer
     server_version = "hwsigner-emulator"
     timeout = 30
     server: EmulatorServer
