@@ -52,9 +52,8 @@ def main() -> None:
     one_shot = []
     for _ in range(args.n):
         t0 = time.perf_counter()
-        key = TpmKey.open(args.private_key, options)
-    with key:
-            key.sign(message)
+        with TpmKey.open(args.private_key, options) as one:
+            one.sign(message)
         one_shot.append(time.perf_counter() - t0)
     print(f"open per signature: {summary(one_shot)}")
 
