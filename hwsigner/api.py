@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .credentials import Credentials
-from .errors import ConfigError
+from .errors import ConfigError, needs_extra
 from .refresher import REFRESH_MARGIN, CredentialKeeper
 
 if TYPE_CHECKING:
@@ -158,13 +158,8 @@ def boto3_session(
     settings = Settings(**options)
     if margin <= timedelta(0):
         raise ConfigError("refresh_margin must be a positive number of seconds")
-    try:
+    with needs_extra("boto3"):
         from . import _botocore
-    except ModuleNotFoundError as exc:
-        raise ConfigError(
-            "boto3_session needs boto3, which is not installed",
-            hint="pip install 'hwsigner[boto3]'",
-        ) from exc
     fetch, key = settings.open()
     try:
         first = fetch()

@@ -1,8 +1,8 @@
 """Every error hwsigner raises, branched by who has to act.
 
     HwSignerError                 the root: a message a user can act on, and a hint
-    ├── ConfigError               the inputs are wrong: flags, files, ARNs, regions
-    ├── KeySourceError            the key cannot be opened or used: device, module, extra
+    ├── ConfigError               the inputs are wrong (flags, files, ARNs) or an extra is missing
+    ├── KeySourceError            the key cannot be opened or used: device, module, token
     │   └── PasswordError         a PIN or password was refused (never retried)
     ├── CertificateError          the certificate or chain is unusable or does not match
     ├── ServiceError              IAM Roles Anywhere answered with an error
@@ -16,6 +16,9 @@ Messages never contain secrets: callers pass names and paths, never PINs or keys
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class HwSignerError(Exception):
@@ -58,9 +61,24 @@ class NetworkError(HwSignerError):
     """The endpoint could not be reached, or the connection broke."""
 
 
-def missing_extra(extra: str, module: str) -> KeySourceError:
-    """The error for an optional backend library that is not installed."""
-    return KeySourceError(
-        f"the {extra} backend needs the Python module {module!r}, which is not installed",
-        hint=f"pip install 'hwsigner[{extra}]'",
-    )
+# optional extra -> the top-level modules it installs
+EXTRAS = {"pkcs11": ("pkcs11",), "tpm": ("tpm2_pytss",), "boto3": ("boto3", "botocore")}
+
+
+@contextmanager
+def needs_extra(extra: str) -> Iterator[None]:
+    """Turn the missing library of an optional extra into an error that names the extra.
+
+    >>> with needs_extra("pkcs11"):
+    ...     from hwsigner.keys import pkcs11                          # doctest: +SKIP
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        library = (exc.name or "").split(".")[0]
+        if library not in EXTRAS[extra]:
+            raise
+        raise ConfigError(
+            f"the Python module {library!r} (hwsigner[{extra}]) is not installed",
+            hint=f"pip install 'hwsigner[{extra}]'",
+        ) from exc

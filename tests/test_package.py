@@ -70,3 +70,30 @@ def test_cli_start_up_imports_only_what_the_command_needs() -> None:
         "with contextlib.redirect_stdout(io.StringIO()): main(['version'])"
     )
     assert not imported_by(code) & set(HEAVY)
+
+
+def test_a_missing_extra_is_one_line_naming_it(tmp_path) -> None:
+    # Uninstalling a library in the middle of a test run would break the other tests: instead the
+    # child process blocks its import (None in sys.modules), which Python reports exactly as an
+    # absent package.
+    tss2 = tmp_path / "k.tss2"
+    tss2.write_text("-----BEGIN TSS2 PRIVATE KEY-----\nAA==\n-----END TSS2 PRIVATE KEY-----\n")
+    arns = (
+        "'--trust-anchor-arn', 'arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/a', "
+        "'--profile-arn', 'arn:aws:rolesanywhere:us-east-1:111122223333:profile/b', "
+        "'--role-arn', 'arn:aws:iam::111122223333:role/r'"
+    )
+    for library, extra, key in (
+        ("pkcs11", "pkcs11", "pkcs11:token=dev;object=ra"),
+        ("tpm2_pytss", "tpm", str(tss2)),
+    ):
+        code = (
+            f"import sys\nsys.modules[{library!r}] = None\nfrom hwsigner.cli import main\n"
+            f"sys.exit(main(['credential-process', '--private-key', {key!r}, {arns}]))"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.splitlines() == [
+            f"hwsigner: the Python module {library!r} (hwsigner[{extra}]) is not installed; "
+            f"pip install 'hwsigner[{extra}]'"
+        ]

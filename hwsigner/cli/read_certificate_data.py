@@ -44,12 +44,10 @@ def token_listing(ref: str, pkcs11_lib: str | None) -> str:
 
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from ..errors import missing_extra
+    from ..errors import needs_extra
 
-    try:
+    with needs_extra("pkcs11"):
         from ..keys.pkcs11 import list_certificates
-    except ModuleNotFoundError as exc:
-        raise missing_extra("pkcs11", "pkcs11") from exc
     found = list_certificates(ref, pkcs11_lib)
     if not found:
         return "No matching identities\n"

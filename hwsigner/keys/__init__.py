@@ -22,7 +22,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..errors import ConfigError, missing_extra
+from ..errors import ConfigError, needs_extra
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 Digest = Literal["SHA256", "SHA384", "SHA512"]
@@ -101,16 +101,12 @@ def open_key(
     options = options or KeyOptions()
     kind = key_kind(ref)
     if kind == "pkcs11":
-        try:
+        with needs_extra("pkcs11"):
             from . import pkcs11
-        except ModuleNotFoundError as exc:
-            raise missing_extra("pkcs11", "pkcs11") from exc
         return pkcs11.open_key(ref, options, certificate_ref=certificate_ref)
     if kind == "tpm":
-        try:
+        with needs_extra("tpm"):
             from . import tpm
-        except ModuleNotFoundError as exc:
-            raise missing_extra("tpm", "tpm2_pytss") from exc
         return tpm.open_key(ref, options)
     from . import file
 

@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..certrules import is_ca
-from ..errors import CertificateError, ConfigError, missing_extra
+from ..errors import CertificateError, ConfigError, needs_extra
 from ..identity import read_certificates, spki
 from ..keys import KeyOptions, key_kind, open_key
 from .certcheck import chain_path, describe, is_self_signed
@@ -89,10 +89,8 @@ def import_certificate(
         )
     reference = None
     if key_kind(private_key) == "pkcs11":
-        try:
+        with needs_extra("pkcs11"):
             from .install_pkcs11 import install_on_token
-        except ModuleNotFoundError as exc:
-            raise missing_extra("pkcs11", "pkcs11") from exc
         reference = install_on_token(private_key, leaf, links, options.pkcs11_lib, replace=replace)
         description = reference
     else:

@@ -15,7 +15,7 @@ software key file. Nothing that exists is ever replaced.
 
 from __future__ import annotations
 
-from ..errors import ConfigError, missing_extra
+from ..errors import ConfigError, needs_extra
 from ..keys import KeyOptions
 from . import GeneratedKey, check_algorithm
 
@@ -30,16 +30,12 @@ def generate_key(
     if ref.startswith("pkcs11:"):
         if tpm:
             raise ConfigError("--tpm and a pkcs11: URI contradict each other")
-        try:
+        with needs_extra("pkcs11"):
             from .keygen_pkcs11 import generate_pkcs11_key
-        except ModuleNotFoundError as exc:
-            raise missing_extra("pkcs11", "pkcs11") from exc
         return generate_pkcs11_key(ref, checked, options.pkcs11_lib)
     if tpm or ref.startswith("handle:"):
-        try:
+        with needs_extra("tpm"):
             from .keygen_tpm import generate_tpm_key
-        except ModuleNotFoundError as exc:
-            raise missing_extra("tpm", "tpm2_pytss") from exc
         return generate_tpm_key(
             ref, checked, password=options.tpm_key_password, tcti=options.tpm_tcti
         )
