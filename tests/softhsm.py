@@ -27,6 +27,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from hwsigner.devpki import DevPki, make_ca, new_key
 from hwsigner.keys import PublicKey
 
 MODULE_CANDIDATES = (
@@ -159,3 +160,28 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
         patch.setenv("SOFTHSM2_CONF", str(hsm.conf))
         patch.delenv("HWSIGNER_PKCS11_PIN", raising=False)
         yield hsm
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A token holding an EC and an RSA key with their certificates, the issuing CA, an
+    unrelated CA certificate and, when asked, the root CA."""
+
+    token: SoftToken
+    pki: DevPki
+    ec_cert: x509.Certificate
+    rsa_cert: x509.Certificate
+
+
+def make_lab(softhsm: SoftHsm, pki: DevPki, name: str, *, with_root: bool = False) -> Lab:
+    token = softhsm.token()
+    ec_cert = pki.issue(token.keygen("ec-p256", "01", "ec"), f"{name}-ec")
+    token.write_cert(ec_cert, "01", "ec")
+    rsa_cert = pki.issue(token.keygen("rsa-2048", "02", "rsa"), f"{name}-rsa")
+    token.write_cert(rsa_cert, "02", "rsa")
+    token.write_cert(pki.issuing[0], "10", "issuing-ca")
+    if with_root:
+        token.write_cert(pki.root[0], "11", "root-ca")
+    stranger = make_ca("unrelated CA", new_key("ec-p256"))  # type: ignore[arg-type]
+    token.write_cert(stranger, "12", "unrelated")
+    return Lab(token, pki, ec_cert, rsa_cert)

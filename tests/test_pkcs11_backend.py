@@ -11,18 +11,17 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pkcs11")
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from hwsigner.devpki import DevPki, make_ca, new_key, pem
+from hwsigner.devpki import DevPki, new_key, pem
 from hwsigner.errors import (
     CertificateError,
     ConfigError,
@@ -37,35 +36,15 @@ from hwsigner.rolesanywhere import SessionParams, create_session
 
 from .conftest import RunningEmulator
 from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
-from .softhsm import MODULE, SoftHsm, SoftToken, softhsm  # noqa: F401 (a fixture)
+from .softhsm import MODULE, Lab, SoftHsm, make_lab, softhsm  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.softhsm
 OPTIONS = KeyOptions(pkcs11_lib=MODULE)
 
 
-@dataclass(frozen=True)
-class Lab:
-    """A token holding an EC and an RSA key with their certificates, the issuing CA, the
-    root CA and an unrelated CA certificate."""
-
-    token: SoftToken
-    pki: DevPki
-    ec_cert: x509.Certificate
-    rsa_cert: x509.Certificate
-
-
 @pytest.fixture(scope="module")
 def lab(softhsm: SoftHsm, pki: DevPki) -> Lab:
-    token = softhsm.token()
-    ec_cert = pki.issue(token.keygen("ec-p256", "01", "ec"), "softhsm-ec")
-    token.write_cert(ec_cert, "01", "ec")
-    rsa_cert = pki.issue(token.keygen("rsa-2048", "02", "rsa"), "softhsm-rsa")
-    token.write_cert(rsa_cert, "02", "rsa")
-    token.write_cert(pki.issuing[0], "10", "issuing-ca")
-    token.write_cert(pki.root[0], "11", "root-ca")
-    stranger = new_key("ec-p256")
-    token.write_cert(make_ca("unrelated CA", stranger), "12", "unrelated")  # type: ignore[arg-type]
-    return Lab(token, pki, ec_cert, rsa_cert)
+    return make_lab(softhsm, pki, "softhsm", with_root=True)
 
 
 @pytest.fixture

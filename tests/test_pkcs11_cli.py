@@ -11,21 +11,19 @@ import base64
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from hwsigner.cli.sign_string import fixed_message
-from hwsigner.devpki import DevPki, make_ca, new_key, pem
+from hwsigner.devpki import DevPki, pem
 
 from .conftest import RunningEmulator
 from .helpers import ARN_FLAGS, assert_one_line_error, process_credentials, run_cli
-from .softhsm import MODULE, SoftHsm, SoftToken, softhsm  # noqa: F401 (a fixture)
+from .softhsm import MODULE, Lab, SoftHsm, SoftToken, make_lab, softhsm  # noqa: F401 (a fixture)
 from .terminal import answer_prompt
 
 pytestmark = pytest.mark.softhsm
@@ -47,26 +45,9 @@ P11_KIT_PROXY = next(
 SYSTEM_MODULE_CONFIGS = ("/etc/pkcs11/modules", "/usr/share/p11-kit/modules")
 
 
-@dataclass(frozen=True)
-class Lab:
-    token: SoftToken
-    pki: DevPki
-    ec_cert: x509.Certificate
-    rsa_cert: x509.Certificate
-
-
 @pytest.fixture(scope="module")
 def lab(softhsm: SoftHsm, pki: DevPki) -> Lab:
-    """EC and RSA keys with certificates, plus the issuing CA and an unrelated certificate."""
-    token = softhsm.token()
-    ec_cert = pki.issue(token.keygen("ec-p256", "01", "ec"), "cli-ec")
-    token.write_cert(ec_cert, "01", "ec")
-    rsa_cert = pki.issue(token.keygen("rsa-2048", "02", "rsa"), "cli-rsa")
-    token.write_cert(rsa_cert, "02", "rsa")
-    token.write_cert(pki.issuing[0], "10", "issuing-ca")
-    stranger = make_ca("unrelated CA", new_key("ec-p256"))  # type: ignore[arg-type]
-    token.write_cert(stranger, "11", "unrelated")
-    return Lab(token, pki, ec_cert, rsa_cert)
+    return make_lab(softhsm, pki, "cli")
 
 
 def credential_process(
