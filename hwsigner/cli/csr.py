@@ -12,29 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_debug_flag
-
-
-def add_private_key_flags(parser: argparse.ArgumentParser) -> None:
-    """``--private-key`` and what opening it may need (the credential commands' flags)."""
-    add = parser.add_argument
-    add(
-        "--private-key",
-        required=True,
-        metavar="KEY",
-        help="the key: pkcs11: URI, TSS2 key file, handle:0x81..., or key file",
-    )
-    add("--pkcs11-lib", metavar="PATH", help="PKCS#11 module (default: p11-kit-proxy)")
-    add("--reuse-pin", action="store_true", help="use the user PIN for per-signature logins")
-    add("--tpm-key-password", metavar="PASSWORD", help="password of the TPM key")
-    add("--no-tpm-key-password", action="store_true", help="the TPM key has no password")
-    add("--tpm-tcti", metavar="TCTI", help="TPM connection (default: $TPM2TOOLS_TCTI or device)")
-    add("--pkcs8-password", metavar="PASSWORD", help="password of an encrypted PKCS#8 key")
-    add_debug_flag(parser)
+from .options import add_private_key_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_private_key_flags(parser)
+    add_private_key_flags(parser, required=True)
     parser.add_argument(
         "--subject", required=True, help='subject, e.g. "CN=device-0001,O=Acme" (RFC 4514)'
     )

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .csr import add_private_key_flags
+from .options import add_private_key_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_private_key_flags(parser)
+    add_private_key_flags(parser, required=True)
     add = parser.add_argument
     add("--certificate", required=True, metavar="PEM", help="the issued certificate")
     add("--chain", metavar="PEM", help="the CA certificates above it, to store with it")

@@ -22,14 +22,20 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_key_flags(parser: argparse.ArgumentParser) -> None:
     """Where the certificate and key come from, and what opening them may need."""
-    add = parser.add_argument
-    add(
+    parser.add_argument(
         "--certificate",
         metavar="CERT",
         help="certificate: PEM/DER file, PKCS#12 file, or pkcs11: URI",
     )
+    add_private_key_flags(parser)
+
+
+def add_private_key_flags(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """``--private-key`` and what opening it may need."""
+    add = parser.add_argument
     add(
         "--private-key",
+        required=required,
         metavar="KEY",
         help="private key: key file, TSS2 PEM, pkcs11: URI, or handle:0x81...",
     )
