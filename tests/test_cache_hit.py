@@ -2,8 +2,8 @@
 
 ``hwsigner.cli.cache_hit`` answers ``credential-process --cache`` before argparse is loaded; it
 must find the same entry the full path would, and step aside whenever argparse might read the
-command line differently. ``hwsigner.cache`` reads entries in ``put``'s layout without json; it
-must give the same answer as json does, and decline everything else.
+command line differently. ``hwsigner.delivery.cache`` reads entries in ``put``'s layout without
+json; it must give the same answer as json does, and decline everything else.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hwsigner.cache import CredentialCache, entry_answer, plain_process_expiration
 from hwsigner.cli.cache_hit import cache_inputs, read_flags
 from hwsigner.cli.parser import build_parser
 from hwsigner.credentials import Credentials
+from hwsigner.delivery.cache import CredentialCache, entry_answer, plain_process_expiration
 
 from .helpers import ARN_FLAGS, PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 

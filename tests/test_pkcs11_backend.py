@@ -32,7 +32,8 @@ from hwsigner.identity import load_identity
 from hwsigner.keys import KeyOptions, open_key
 from hwsigner.keys.pkcs11 import Pkcs11Key, list_certificates
 from hwsigner.keys.pkcs11_token import COUNTERS
-from hwsigner.rolesanywhere import SessionParams, create_session
+from hwsigner.rolesanywhere import request_credentials
+from hwsigner.settings import Settings
 
 from .conftest import RunningEmulator
 from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
@@ -121,10 +122,15 @@ def test_n_create_sessions_cost_one_login(lab: Lab, emulator: RunningEmulator) -
     """A long-running user (serve, update, the Python API) keeps one logged-in session."""
     logins, signatures = COUNTERS.logins, COUNTERS.signatures
     identity, key = load_identity(lab.token.uri(object="rsa", pin=True), options=OPTIONS)
-    params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=emulator.url)
+    params = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=PROFILE_ARN,
+        role_arn=ROLE_ARN,
+        endpoint=emulator.url,
+    )
     with key:
         for _ in range(5):
-            assert create_session(params, identity, key, env={}).access_key_id
+            assert request_credentials(params, identity, key, env={}).access_key_id
     assert (COUNTERS.logins, COUNTERS.signatures) == (logins + 1, signatures + 5)
 
 

@@ -1,4 +1,5 @@
-"""What the long-running commands (``serve``, ``update``) share: log lines and a clean stop."""
+"""What the long-running commands (``serve``, ``update``, ``emulator``) share: log lines, and the
+one way they stop: SIGINT or SIGTERM, then a clean exit with status 0."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Protocol
+
+
+class Server(Protocol):
+    """What ``socketserver`` servers have."""
+
+    def serve_forever(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def server_close(self) -> None: ...
 
 
 def log_to_stderr() -> None:
@@ -27,3 +37,14 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return stop
+
+
+def serve_until_stopped(server: Server, stop: threading.Event) -> None:
+    """Serve on a background thread until ``stop`` is set, then shut down and close."""
+    worker = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
+    worker.start()
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,7 +13,7 @@ import os
 import sys
 
 from .cache_hit import cache_inputs
-from .options import add_session_flags, open_identity, session_params, transport
+from .options import add_session_flags
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def process_json(args: argparse.Namespace) -> str:
     """The ``credential_process`` JSON: fresh, or with ``--cache`` cached while still good."""
     if not getattr(args, "cache", False):
         return fresh_credentials(args).to_process_json()
-    from ..cache import CredentialCache, cache_key
+    from ..delivery.cache import CredentialCache, cache_key
     from ..errors import HwSignerError
 
     cache = CredentialCache.at(args.cache_dir, os.environ)
@@ -75,9 +75,8 @@ def credentials(args: argparse.Namespace) -> Credentials:
 
 
 def fresh_credentials(args: argparse.Namespace) -> Credentials:
-    from ..rolesanywhere import create_session
+    from ..session import Session
+    from ..settings import Settings
 
-    params = session_params(args)
-    identity, key = open_identity(args)
-    with key:
-        return create_session(params, identity, key, transport=transport(args))
+    with Session.open(Settings.from_args(args)) as session:
+        return session.fetch()

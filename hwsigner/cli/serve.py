@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
-from .options import add_session_flags, open_identity, session_params, transport
-
-if TYPE_CHECKING:
-    from ..credentials import Credentials
+from .options import add_session_flags
 
 DEFAULT_PORT = 9911
 DEFAULT_HOP_LIMIT = 64
@@ -47,37 +43,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
-    import threading
 
+    from ..delivery.endpoints import CredentialServer, read_auth_token
+    from ..delivery.keeper import CredentialKeeper
     from ..errors import ConfigError
-    from ..refresher import CredentialKeeper
-    from ..rolesanywhere import create_session
-    from ..serve import CredentialServer, read_auth_token
-    from ._daemon import log_to_stderr, stop_on_signals
+    from ..session import Session
+    from ..settings import Settings
+    from ._daemon import log_to_stderr, serve_until_stopped, stop_on_signals
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port number", hint="use 0 to 65535")
     if not 1 <= args.hop_limit <= 255:
         raise ConfigError(f"--hop-limit {args.hop_limit} is out of range", hint="use 1 to 255")
     token = read_auth_token(args.auth_token_file) if args.auth_token_file else None
-    params = session_params(args)
+    settings = Settings.from_args(args)
     log_to_stderr()
     stop = stop_on_signals()
-    identity, key = open_identity(args)
-    with key:
-        send = transport(args)
-
-        def fetch() -> Credentials:
-            return create_session(params, identity, key, transport=send)
-
-        keeper = CredentialKeeper(fetch, initial=fetch())
+    with Session.open(settings) as session:
+        keeper = CredentialKeeper(session.fetch, initial=session.fetch())
         server = CredentialServer.listen(
             keeper,
-            params.role_arn.rsplit("/", 1)[-1],
+            settings.role_arn.rsplit("/", 1)[-1],
             port=args.port,
             hop_limit=args.hop_limit,
             auth_token=token,
-            role_arn=params.role_arn,
+            role_arn=settings.role_arn,
         )
         base = f"http://127.0.0.1:{server.port}"
         lines = [f"export AWS_EC2_METADATA_SERVICE_ENDPOINT={base}/"]
@@ -92,11 +82,5 @@ def run(args: argparse.Namespace) -> int:
             args.hop_limit,
             ", with the container endpoint" if token is not None else "",
         )
-        worker = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
-        worker.start()
-        try:
-            stop.wait()
-        finally:
-            server.shutdown()
-            server.server_close()
+        serve_until_stopped(server, stop)
     return 0

@@ -9,15 +9,8 @@ once and exits.
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from .options import add_session_flags, open_identity, session_params, transport
-
-if TYPE_CHECKING:
-    from ..credentials import Credentials
-
-REFRESH_MARGIN = timedelta(minutes=5)
+from .options import add_session_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,32 +21,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
+    from datetime import timedelta
 
-    from ..credfile import credentials_path
+    from ..delivery import UPDATE_REFRESH_MARGIN
+    from ..delivery.credfile import credentials_path, keep_profile_fresh, write_and_log
+    from ..delivery.keeper import CredentialKeeper
     from ..errors import ConfigError
-    from ..refresher import CredentialKeeper
-    from ..rolesanywhere import create_session
-    from ..updater import keep_profile_fresh, write_and_log
+    from ..session import Session
+    from ..settings import Settings
     from ._daemon import log_to_stderr, stop_on_signals
 
     profile = args.profile.strip()
     if not profile or any(c in profile for c in "[]\r\n"):
         raise ConfigError(f"--profile {args.profile!r} is not a profile name")
     path = credentials_path(os.environ)
-    params = session_params(args)
+    settings = Settings.from_args(args)
     log_to_stderr()
     stop = stop_on_signals()
-    identity, key = open_identity(args)
-    with key:  # one open key (one PKCS#11 login) for the whole run
-        send = transport(args)
-
-        def fetch() -> Credentials:
-            return create_session(params, identity, key, transport=send)
-
-        first = fetch()
+    with Session.open(settings) as session:  # one open key (one PKCS#11 login) for the run
+        first = session.fetch()
         if args.once:
             write_and_log(path, profile, first)
             return 0
-        keeper = CredentialKeeper(fetch, initial=first, refresh_margin=REFRESH_MARGIN)
+        margin = timedelta(seconds=UPDATE_REFRESH_MARGIN)
+        keeper = CredentialKeeper(session.fetch, initial=first, refresh_margin=margin)
         keep_profile_fresh(keeper, path, profile, stop)
     return 0

@@ -8,7 +8,7 @@
 Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
 ``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``params`` (the
 request's parameters), ``responses`` (the credential set), ``app`` (routes and test hooks) and
-``server`` (HTTP on 127.0.0.1 and ``hwsigner emulator``). See docs/emulator.md.
+``server`` (HTTP on 127.0.0.1; the command is ``hwsigner.cli.emulator``). See docs/emulator.md.
 """
 
 from __future__ import annotations

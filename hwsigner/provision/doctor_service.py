@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from ..arns import parse_arn
 from ..errors import HwSignerError
 from ..identity import Identity, checked_chain
-from ..rolesanywhere import SessionParams, Target, create_session, resolve
+from ..rolesanywhere import Target, resolve
+from ..rolesanywhere import request_credentials as create_session
+from ..settings import Settings as SessionParams
 from ..sigv4x509 import Request
 from ..transport import HttpTransport
 
