@@ -66,8 +66,10 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
         )
         if wanted == name:
             module = importlib.import_module(f"hwsigner.cli.{module_name}")
-            module.add_arguments(sub)
-            sub.set_defaults(run=module.run)
+            command = name.replace("-", "_")
+            add = getattr(module, f"add_{command}_arguments", None) or module.add_arguments
+            add(sub)
+            sub.set_defaults(run=getattr(module, f"run_{command}", None) or module.run)
     return parser
 
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from hwsigner.cli.sign_string import fixed_message
+from hwsigner.cli.show import fixed_message
 from hwsigner.devpki import DevPki
 from tests.conftest import RunningEmulator
 from tests.helpers import ARN_FLAGS, assert_one_line_error, process_credentials, run_cli
