@@ -7,15 +7,16 @@
 
 Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
 ``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``params`` (the
-request's parameters), ``responses`` (the credential set), ``app`` (routes and test hooks) and
-``server`` (HTTP on 127.0.0.1; the command is ``hwsigner.cli.emulator``). See docs/emulator.md.
+request's parameters, and ``Rejection``), ``app`` (routes, test hooks and the credential set)
+and ``server`` (HTTP on 127.0.0.1; the command is in ``hwsigner.cli.daemons``). See
+docs/emulator.md.
 """
 
 from __future__ import annotations
 
 from .app import Emulator, Reply
 from .certs import TrustAnchors
-from .rejection import Rejection
+from .params import Rejection
 from .server import EmulatorServer, running
 from .verify import Grant, Received, verify_create_session
 

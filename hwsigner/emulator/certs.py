@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ..certrules import CURVES, MIN_RSA_BITS, STRONG_HASHES, extension, is_ca, issued_by
 from ..errors import CertificateError
 from ..identity import read_certificates
-from .rejection import access_denied
+from .params import access_denied
 
 UNTRUSTED = "Untrusted signing certificate"
 

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ..errors import ConfigError
 from .app import Emulator, Reply, utcnow
 from .certs import TrustAnchors
-from .rejection import Rejection, bad_request, error_type_for
+from .params import Rejection, bad_request, error_type_for
 from .verify import Received
 
 log = logging.getLogger("hwsigner")
