@@ -13,7 +13,7 @@
 
 Each field of ``Settings`` is declared once, below, with its flag, help and metavar. From that
 one declaration come the keywords of ``hwsigner.get_credentials`` and ``boto3_session``, the
-flags of the credential commands (``hwsigner.cli.options``), the cached ``credential-process``
+flags of the credential commands (``hwsigner.cli.parser``), the cached ``credential-process``
 parser and its cache key (``hwsigner.cli.cache_hit``), and ``from_args``: a new setting is one
 line here. Sources other than flags (``HWSIGNER_<FLAG>`` variables, a config file section keyed
 by the flag's name without ``--``) can read the same table.

@@ -21,22 +21,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-u
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-# name, module under hwsigner.cli, one-line help
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("credential-process", "credentials", "print credentials for credential_process"),
-    ("sign-string", "show", "sign the fixed test message with the key"),
-    ("read-certificate-data", "show", "show what a certificate source holds"),
-    ("emulator", "daemons", "run a local IAM Roles Anywhere CreateSession endpoint"),
-    ("update", "daemons", "keep a profile of the AWS credentials file fresh"),
-    ("serve", "daemons", "serve credentials over local IMDSv2 and container endpoints"),
-    ("export-credentials", "credentials", "print credentials as shell variables"),
-    ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
-    ("csr", "csr", "make a certificate request signed by the key"),
-    ("import-cert", "import_cert", "install an issued certificate beside its key"),
-    ("doctor", "doctor", "check a setup before it ships, one line per check"),
-    ("version", "show", "print the version"),
-)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)

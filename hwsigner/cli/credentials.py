@@ -21,7 +21,7 @@ import os
 import sys
 
 from .cache_hit import cache_inputs
-from .options import add_session_flags
+from .parser import add_session_flags
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:

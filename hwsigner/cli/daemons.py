@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_debug_flag, add_session_flags
+from .parser import add_debug_flag, add_session_flags
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_session_flags
+from .parser import add_session_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..provision.doctor import Setup, run_checks
     from ..settings import key_options
-    from .options import transport
+    from .parser import transport
 
     setup = Setup(
         certificate=args.certificate,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_debug_flag, add_key_flags, key_options
+from .parser import add_debug_flag, add_key_flags, key_options
 
 FORMATS = ("json", "text", "bin")
 DIGESTS = ("SHA256", "SHA384", "SHA512")
