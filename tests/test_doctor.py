@@ -36,6 +36,7 @@ def lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
     """Each check's line by its name (with its indented problem lines); the last line is the
     summary."""
     found: dict[str, str] = {}
+    name = ""
     for line in result.stdout.splitlines()[:-1]:
         if line.startswith(" "):
             found[name] += "\n" + line.strip()
