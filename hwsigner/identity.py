@@ -21,7 +21,7 @@ from cryptography import x509
 from .errors import CertificateError, ConfigError
 from .keys import KeyBackend, KeyOptions, PublicKey, open_key
 from .sigv4x509 import CertificateHeaders, algorithm_for, x509_headers
-from .x509read import (
+from .x509certs import (
     is_der_certificate,
     parse_certificates,
     read_bytes,
@@ -160,7 +160,7 @@ def read_certificate_file(path: str, password: str | None = None) -> Certificate
     return CertificateFile(certs[0], certs[1:], key)
 
 
-# ``read_certificates`` and ``spki`` live in ``x509read``; these names stay until keys/pkcs11.py
+# ``read_certificates`` and ``spki`` live in ``x509certs``; these names stay until keys/pkcs11.py
 # and provision/install_pkcs11.py (regrouped on another branch) import them from there.
 __all__ = [
     "CertificateFile",

@@ -25,14 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .errors import ConfigError
 from .sigv4x509 import MAX_CHAIN
+from .x509certs import extension, is_ca, issued_by, public_key_or_none, signature_hash
 
 STRONG_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"})
 CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
@@ -43,7 +42,6 @@ ANCHOR = "trust anchor"
 REISSUE = "have the CA issue a new certificate for the same key (hwsigner csr makes the request)"
 RENEW = "renew it: hwsigner csr, have the CA issue it, then hwsigner import-cert --replace"
 
-ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
 Finding = Callable[[x509.Certificate, datetime], "str | None"]
 
 
@@ -73,40 +71,6 @@ class Broken:
     @property
     def fix(self) -> str:
         return self.rule.fix
-
-
-def extension(cert: x509.Certificate, kind: type[ExtensionValue]) -> ExtensionValue | None:
-    """The extension's value; None when absent or unreadable (so the rule needing it fails)."""
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
-        return None
-
-
-def is_ca(cert: x509.Certificate) -> bool:
-    constraints = extension(cert, x509.BasicConstraints)
-    return constraints is not None and constraints.ca
-
-
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """The issuer's subject is the certificate's issuer and the issuer's key signed it."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def is_self_signed(cert: x509.Certificate) -> bool:
-    return cert.subject == cert.issuer and issued_by(cert, cert)
-
-
-def signature_hash(cert: x509.Certificate) -> str | None:
-    try:
-        algorithm = cert.signature_hash_algorithm
-    except UnsupportedAlgorithm:
-        return None
-    return algorithm.name if algorithm is not None else None
 
 
 # --- what breaks each rule: None when the certificate keeps it, else what goes into the message
@@ -149,22 +113,15 @@ def _expired(cert: x509.Certificate, now: datetime) -> str | None:
     return str(cert.not_valid_after_utc) if now > cert.not_valid_after_utc else None
 
 
-def _public_key(cert: x509.Certificate) -> object:
-    try:
-        return cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        return None
-
-
 def _small_rsa(cert: x509.Certificate, now: datetime) -> str | None:
-    key = _public_key(cert)
+    key = public_key_or_none(cert)
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         return str(key.key_size)
     return None
 
 
 def _other_key(cert: x509.Certificate, now: datetime) -> str | None:
-    key = _public_key(cert)
+    key = public_key_or_none(cert)
     if key is None:
         return "an unreadable key"
     if isinstance(key, rsa.RSAPublicKey):
@@ -326,19 +283,16 @@ __all__ = [
     "CURVES",
     "LEAF_RULES",
     "MIN_RSA_BITS",
+    "NOT_EXPIRED",
     "STRONG_HASHES",
     "UNTRUSTED",
     "VALIDITY_RULES",
+    "VALID_YET",
     "Broken",
     "ChainPath",
     "Rule",
     "broken_rules",
     "chain_broken",
     "chain_to_send",
-    "extension",
-    "is_ca",
-    "is_self_signed",
-    "issued_by",
-    "signature_hash",
     "walk_chain",
 ]

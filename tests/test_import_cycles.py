@@ -14,7 +14,7 @@ PACKAGE = Path(hwsigner.__file__).parent
 # second test fails once an entry is stale, so none outlives its fix).
 KNOWN: dict[tuple[str, str], str] = {
     # keys/pkcs11.py reads the hybrid-mode certificate file through identity: it should import
-    # read_certificates from hwsigner.x509read (the PKCS#11 regroup branch).
+    # read_certificates from hwsigner.x509certs (the PKCS#11 regroup branch).
     ("hwsigner.keys.pkcs11", "hwsigner.identity"): "pkcs11 regroup",
     # The backends take KeyBackend, PublicKey, ... from hwsigner.keys, which imports them to
     # dispatch open_key: they should import hwsigner.keys.backend (the pkcs11 and tpm branches).

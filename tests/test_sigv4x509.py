@@ -19,7 +19,7 @@ from hwsigner.sigv4x509 import (
     sign,
     string_to_sign,
 )
-from hwsigner.x509read import read_certificates
+from hwsigner.x509certs import read_certificates
 
 from .helpers import VECTORS
 

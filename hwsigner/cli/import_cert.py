@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..provision.install import import_certificate
-    from ..x509read import describe
+    from ..x509certs import describe
     from .options import key_options
 
     done = import_certificate(

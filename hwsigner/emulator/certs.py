@@ -18,8 +18,8 @@ from datetime import datetime
 from cryptography import x509
 
 from ..errors import CertificateError
-from ..x509read import read_certificates
-from ..x509rules import broken_rules, chain_broken, is_ca, walk_chain
+from ..x509certs import is_ca, read_certificates
+from ..x509rules import broken_rules, chain_broken, walk_chain
 from .rejection import access_denied
 
 

@@ -28,16 +28,15 @@ from ..errors import CertificateError, HwSignerError
 from ..identity import read_certificate_file
 from ..keys import KeyBackend, open_key
 from ..sigv4x509 import MAX_CHAIN
-from ..x509read import describe, read_certificates, spki
+from ..x509certs import describe, is_self_signed, read_certificates, signature_hash, spki
 from ..x509rules import (
     LEAF_RULES,
-    RENEW,
+    NOT_EXPIRED,
     UNTRUSTED,
+    VALID_YET,
     VALIDITY_RULES,
     broken_rules,
     chain_broken,
-    is_self_signed,
-    signature_hash,
     walk_chain,
 )
 from .doctor_check import Check, Opened, Setup, failed, failing
@@ -169,14 +168,14 @@ def check_validity(cert: x509.Certificate, now: datetime) -> Check:
     left = (cert.not_valid_after_utc - now).total_seconds() / 86400
     if now < cert.not_valid_before_utc:
         start = cert.not_valid_before_utc.strftime("%Y-%m-%d %H:%M UTC")
-        fix = "wait, or check this machine's clock"
-        return Check(name, "fail", f"the certificate is not valid before {start}", fix)
+        return Check(name, "fail", f"the certificate is not valid before {start}", VALID_YET.fix)
+    renew = NOT_EXPIRED.fix
     if left < 0:
         return Check(
-            name, "fail", f"the certificate expired on {until} ({-left:.0f} days ago)", RENEW
+            name, "fail", f"the certificate expired on {until} ({-left:.0f} days ago)", renew
         )
     if left < WARN_DAYS:
-        return Check(name, "warn", f"the certificate expires in {left:.1f} days ({until})", RENEW)
+        return Check(name, "warn", f"the certificate expires in {left:.1f} days ({until})", renew)
     return Check(name, "pass", f"valid until {until} ({left:.0f} days left)")
 
 

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..errors import CertificateError, ConfigError, needs_extra
 from ..keys import KeyOptions, key_kind, open_key
-from ..x509read import describe, read_certificates, spki
-from ..x509rules import is_ca, is_self_signed, walk_chain
+from ..x509certs import describe, is_ca, is_self_signed, read_certificates, spki
+from ..x509rules import walk_chain
 
 
 @dataclass(frozen=True, slots=True)

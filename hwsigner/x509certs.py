@@ -1,26 +1,32 @@
-"""Reading X.509 certificates: PEM bundles and DER files, their names, their keys' SPKI.
+"""X.509 certificates as they are: read from PEM bundles and DER files, named, and the facts
+the rules are made of (CA or not, who issued it, which hash signed it, its key's SPKI).
 
     >>> from hwsigner.devpki import make_ca, new_key
     >>> root = make_ca("example root", new_key("ec-p256"))
-    >>> describe(root)
-    'CN=example root'
+    >>> describe(root), is_ca(root), is_self_signed(root), signature_hash(root)
+    ('CN=example root', True, True, 'sha256')
     >>> parse_certificates(root.public_bytes(Encoding.PEM), "root.pem", "--certificate")[0] == root
     True
     >>> len(spki(root.public_key()))
     91
 
-Below both ``identity`` and ``keys`` (it imports neither), so a key backend that reads a
-certificate file and the identity that checks one share this code without an import loop.
+What the service asks of a certificate is ``hwsigner.x509rules``. This module sits below both
+``identity`` and ``keys`` (it imports neither), so a key backend that reads a certificate file
+and the identity that checks one share it without an import loop.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .errors import CertificateError, ConfigError
+
+ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
 
 
 def read_bytes(path: str, what: str, flag: str) -> bytes:
@@ -77,11 +83,59 @@ def describe(cert: x509.Certificate) -> str:
     return "CN=" + (value.decode(errors="replace") if isinstance(value, bytes) else value)
 
 
+def extension(cert: x509.Certificate, kind: type[ExtensionValue]) -> ExtensionValue | None:
+    """The extension's value; None when absent or unreadable (so the rule needing it fails)."""
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
+        return None
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    constraints = extension(cert, x509.BasicConstraints)
+    return constraints is not None and constraints.ca
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """The issuer's subject is the certificate's issuer and the issuer's key signed it."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    return cert.subject == cert.issuer and issued_by(cert, cert)
+
+
+def signature_hash(cert: x509.Certificate) -> str | None:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
+    return algorithm.name if algorithm is not None else None
+
+
+def public_key_or_none(cert: x509.Certificate) -> object:
+    """The certificate's public key; None when ``cryptography`` cannot read it."""
+    try:
+        return cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
 __all__ = [
     "describe",
+    "extension",
+    "is_ca",
     "is_der_certificate",
+    "is_self_signed",
+    "issued_by",
     "parse_certificates",
+    "public_key_or_none",
     "read_bytes",
     "read_certificates",
+    "signature_hash",
     "spki",
 ]
