@@ -42,7 +42,7 @@ ANCHOR = "trust anchor"
 REISSUE = "have the CA issue a new certificate for the same key (hwsigner csr makes the request)"
 RENEW = "renew it: hwsigner csr, have the CA issue it, then hwsigner import-cert --replace"
 
-Finding = Callable[[x509.Certificate, datetime], "str | None"]
+Finding = Callable[[x509.Certificate, datetime], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,25 +163,24 @@ KEY_TYPE = Rule(
 )  # fmt: skip
 
 LEAF_RULES = (
-    V3,
-    NOT_CA,
-    DIGITAL_SIGNATURE,
-    STRONG_HASH,
-    VALID_YET,
-    NOT_EXPIRED,
-    RSA_SIZE,
-    KEY_TYPE,
-)
+    V3, NOT_CA, DIGITAL_SIGNATURE, STRONG_HASH, VALID_YET, NOT_EXPIRED, RSA_SIZE, KEY_TYPE,
+)  # fmt: skip
 VALIDITY_RULES = (VALID_YET, NOT_EXPIRED)
 
-CA_FIX = "send the CA certificates between the leaf and the trust anchor, nothing else"
+IS_CA = Rule(
+    "a CA", "The {role} {found} is not a CA",
+    "send the CA certificates between the leaf and the trust anchor, nothing else", _not_a_ca,
+)  # fmt: skip
+CERT_SIGN = Rule(
+    "keyCertSign", "The {role}'s key usage must include keyCertSign",
+    "use a CA certificate whose key usage includes keyCertSign", _no_cert_sign,
+)  # fmt: skip
 CA_RULES = (
-    Rule("a CA", "The {role} {found} is not a CA", CA_FIX, _not_a_ca),
-    Rule("keyCertSign", "The {role}'s key usage must include keyCertSign", CA_FIX, _no_cert_sign),
+    IS_CA, CERT_SIGN,
     replace(STRONG_HASH, fix="have the CA certificate re-issued, signed with SHA-256"),
     VALID_YET,
     replace(NOT_EXPIRED, fix="renew the CA certificate and send the new one"),
-)
+)  # fmt: skip
 
 # The chain's own rules, checked by the walk.
 UNTRUSTED = Rule(
