@@ -15,23 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from hwsigner.devpki import KEY_TYPES, DevPki
+from hwsigner.devpki import KEY_TYPES, DevPki, load_public_key
+from hwsigner.errors import HwSignerError
 
 
-def public_key_from(path: Path) -> object:
-    data = path.read_bytes()
-    if b"CERTIFICATE REQUEST" in data:
-        csr = x509.load_pem_x509_csr(data)
-        if not csr.is_signature_valid:
-            sys.exit(f"devpki: the signature of {path} does not verify")
-        return csr.public_key()
-    return serialization.load_pem_public_key(data)
-
-
-def main() -> int:
+def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser("init", help="create the root and issuing CAs")
@@ -60,9 +48,18 @@ def main() -> int:
         print(cert)
         print(key)
         return 0
-    public_key = public_key_from(args.public_key)
-    print(pki.issue_file(public_key, args.name, args.out, by_root=args.by_root))  # type: ignore[arg-type]
+    public_key = load_public_key(args.public_key)
+    print(pki.issue_file(public_key, args.name, args.out, by_root=args.by_root))
     return 0
+
+
+def main() -> int:
+    try:
+        return run()
+    except HwSignerError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        print(f"devpki: {exc}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
