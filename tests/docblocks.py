@@ -7,8 +7,9 @@ The convention (also in docs/README.md):
   tests/test_docs.py, in document order, in a throwaway directory per page.
 - A block that cannot run here says so *visibly*, in a blockquote right above it (blank lines
   between are allowed) that starts with ``> Not run by the tests: needs`` and one of the
-  reasons in ``REASONS``, then a sentence saying why. Anything else fails the test, so a new
-  page must decide for each of its blocks.
+  reasons in ``REASONS``, then a sentence saying why; or, for a block another test runs in its
+  own set-up (the benchmark, the demo), ``> Run by tests/test_NAME.py:`` and what it checks.
+  Anything else fails the test, so a new page must decide for each of its blocks.
 - Other blocks (``text``, ``json``, ``yaml``, bare fences: output, synopses) are not run.
 
 How a page runs: ``HOME`` and the working directory are fresh directories; ``hwsigner`` and
@@ -27,6 +28,7 @@ one process and one namespace, in order. ``credential_process`` lines run throug
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -34,7 +36,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,10 +49,13 @@ REASONS = (
     "root",
     "the demo",
 )
-MARKER = re.compile(r"^> Not run by the tests: needs (" + "|".join(REASONS) + r")\b\S*\s+\S")
+MARKER = re.compile(
+    r"^> (Not run by the tests: needs (" + "|".join(REASONS) + r")\b\S*\s+\S"
+    r"|Run by `?tests/test_\w+\.py`?[:;,. ])"
+)
 SYSTEM_DIRS = ("/etc/device", "/etc/hwsigner", "/var/lib/device", "/run/factory", "/run/hwsigner")
 FENCE = re.compile(r"^(\s*)(```+)\s*([\w+-]*)")
-TIMEOUT = 90
+TIMEOUT = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +125,19 @@ class PageEnv:
     work: Path
     env: dict[str, str]
     placeholders: dict[str, str]
+    groups: list[int] = field(default_factory=list)  # process groups to end with the page
+
+    def end(self) -> None:
+        """Stop what the page's blocks left running in the background (servers)."""
+        for group in self.groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGTERM)
 
 
 def _run(command: list[str], page: PageEnv, where: str, stdin: str | None = None) -> str:
-    """Run in a new process group (killed afterwards, with whatever it left in the
-    background); output goes to a file so background jobs cannot hold a pipe open."""
+    """Run in a new process group, which ``PageEnv.end`` stops with whatever the block left
+    running in the background (as in a terminal, a server started by one block serves the
+    next); output goes to a file so background jobs cannot hold a pipe open."""
     log = page.work / ".block-output"
     with open(log, "w+b") as out:
         process = subprocess.Popen(
@@ -132,16 +145,12 @@ def _run(command: list[str], page: PageEnv, where: str, stdin: str | None = None
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
+        page.groups.append(process.pid)
         try:
             process.communicate(None if stdin is None else stdin.encode(), timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        finally:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         out.seek(0)
         output = out.read().decode(errors="replace")
     if process.returncode != 0:

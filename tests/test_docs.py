@@ -4,7 +4,9 @@ The convention and the environment a page runs in: tests/docblocks.py and docs/R
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -56,6 +58,9 @@ def test_markers_name_a_reason(page: Path) -> None:
     """A blockquote that looks like a not-run marker but names no known reason is a typo that
     would make the block run (or fail) silently: say so."""
     for number, line in enumerate(page.read_text().splitlines(), 1):
+        named = re.match(r"> Run by `?(tests/\S+?\.py)", line)
+        if named:
+            assert (REPO / named.group(1)).is_file(), f"{page.name}:{number}: no {named.group(1)}"
         if line.startswith("> Not run by the tests"):
             assert any(f"needs {reason}" in line for reason in REASONS), (
                 f"{page.name}:{number}: the reason must be one of: needs {', needs '.join(REASONS)}"
@@ -108,14 +113,14 @@ def page_env(
     )
     placeholders = {"TA": TRUST_ANCHOR_ARN, "PROFILE": PROFILE_ARN, "ROLE": ROLE_ARN}
     placeholders["FLAGS"] = flags
-    if not uses_tpm(page.read_text()):
-        yield PageEnv(work, env, placeholders)
-        return
-    if not shutil.which("swtpm"):
-        pytest.skip("swtpm is not installed: this page's TPM examples cannot run")
-    with Swtpm.running(tmp_path / "swtpm") as tpm:
-        env.update(tpm.env)
-        yield PageEnv(work, env, placeholders)
+    with contextlib.ExitStack() as stack:
+        if uses_tpm(page.read_text()):
+            if not shutil.which("swtpm"):
+                pytest.skip("swtpm is not installed: this page's TPM examples cannot run")
+            env.update(stack.enter_context(Swtpm.running(tmp_path / "swtpm")).env)
+        page_env = PageEnv(work, env, placeholders)
+        stack.callback(page_env.end)
+        yield page_env
 
 
 def runnable(page: Path) -> list[Block]:
