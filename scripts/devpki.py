@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make a development PKI and leaf certificates Roles Anywhere accepts.
 
-    python scripts/devpki.py init pki/                      # root CA + issuing CA
+    python scripts/devpki.py init pki/                      # root CA + issuing CA (once)
     python scripts/devpki.py leaf pki/ device-0001 --type ec-p256   # software key + certificate
     python scripts/devpki.py issue pki/ device.pub.pem device-0001  # certificate for a public key
     python scripts/devpki.py issue pki/ request.csr device-0001     # ... or for a CSR's key
@@ -37,8 +37,9 @@ def run() -> int:
     issue.add_argument("--by-root", action="store_true", help="issue from the root CA")
     args = parser.parse_args()
 
-    if args.command == "init":
-        pki = DevPki.create(args.directory)
+    if args.command == "init":  # keeps the CAs a directory already holds
+        exists = (args.directory / "root-ca.pem").exists()
+        pki = DevPki.load(args.directory) if exists else DevPki.create(args.directory)
         print(pki.root_cert)
         print(pki.issuing_cert)
         return 0

@@ -53,7 +53,14 @@ MARKER = re.compile(
     r"^> (Not run by the tests: needs (" + "|".join(REASONS) + r")\b\S*\s+\S"
     r"|Run by `?tests/test_\w+\.py`?[:;,. ])"
 )
-SYSTEM_DIRS = ("/etc/device", "/etc/hwsigner", "/var/lib/device", "/run/factory", "/run/hwsigner")
+SYSTEM_DIRS = (
+    "/etc/device",
+    "/etc/hwsigner",
+    "/var/lib/device",
+    "/run/factory",
+    "/run/hwsigner",
+    "/run/secrets",
+)
 FENCE = re.compile(r"^(\s*)(```+)\s*([\w+-]*)")
 TIMEOUT = 60
 

@@ -90,7 +90,9 @@ def page_env(
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_bytes(Path(source).read_bytes())
     (work / "device.key").chmod(0o600)
-    softhsm = tmp_path / "softhsm"
+    (work / "scripts").symlink_to(REPO / "scripts")  # the working directory stands for a checkout
+    shutil.copytree(pki.directory, home / "pki")  # the dev PKI the emulator trusts, as ~/pki
+    softhsm = home / "softhsm"  # where docs/pkcs11.md's walkthrough makes one
     (softhsm / "tokens").mkdir(parents=True)
     (softhsm / "softhsm2.conf").write_text(f"directories.tokendir = {softhsm / 'tokens'}\n")
     flags = (
