@@ -51,7 +51,7 @@ REASONS = (
 )
 MARKER = re.compile(
     r"^> (Not run by the tests: needs (" + "|".join(REASONS) + r")\b\S*\s+\S"
-    r"|Run by `?tests/test_\w+\.py`?[:;,. ])"
+    r"|Run by `?tests/\w+\.py`?[:;,. ])"
 )
 SYSTEM_DIRS = (
     "/etc/device",
