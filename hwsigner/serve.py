@@ -141,7 +141,8 @@ def read_auth_token(path: str) -> str:
     """The container endpoint's token: the file's content exactly, which must be one word of
     visible ASCII with no newline, since clients send the file as it is as a header value
     (botocore refuses a trailing newline: "not a legal header value")."""
-    fix = f"write it without a newline: python3 -c 'import secrets; print(secrets.token_hex(32), end=\"\")' > {path}"
+    make = """python3 -c 'import secrets; print(secrets.token_hex(32), end="")'"""
+    fix = f"write it without a newline: {make} > {path}"
     try:
         token = Path(path).read_text(encoding="ascii")
     except UnicodeDecodeError:

@@ -65,18 +65,21 @@ def next_steps(demo: Path, port: int) -> str:
     """What to do after the demo, with this machine's paths: each line works as printed."""
     bin_dir = Path(sys.executable).parent
     conf = demo / "softhsm" / "softhsm2.conf"
+    anchor = demo / "pki" / "root-ca.pem"
     process = shlex.join([
         "env", f"SOFTHSM2_CONF={conf}", str(bin_dir / "hwsigner"), "credential-process",
         "--certificate", URI, "--endpoint", f"http://127.0.0.1:{port}", *ARNS,
     ]).replace(f"'{URI}'", f'"{URI}"')  # fmt: skip
-    use = f'import boto3; print(boto3.Session(profile_name="{PROFILE}").get_credentials().access_key)'
+    use = (
+        f'import boto3; print(boto3.Session(profile_name="{PROFILE}").get_credentials().access_key)'
+    )
     return "\n".join([
         "1. hwsigner is in .venv; to run it by name in this shell:",
         f'     export PATH="{bin_dir}:$PATH"',
         "   or install it for good: scripts/install.sh --user (~/.local/bin), or as root",
         "   scripts/install.sh (/usr/local/bin, what the systemd units in docs/delivery.md use)",
         "2. the emulator stopped with the demo; start it again, in another terminal:",
-        f"     {bin_dir / 'hwsigner'} emulator --port {port} --trust-anchor {demo / 'pki' / 'root-ca.pem'}",
+        f"     {bin_dir / 'hwsigner'} emulator --port {port} --trust-anchor {anchor}",
         "3. add this profile to ~/.aws/config (one line for credential_process):",
         f"     [profile {PROFILE}]",
         f"     credential_process = {process}",

@@ -30,7 +30,9 @@ def request(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 def with_null_parameter(der: bytes) -> bytes:
     """The request as tpm2-openssl writes it: ecdsa-with-SHA256 followed by a NULL."""
     assert der.count(ECDSA_SHA256) == 1
-    body = der[2 + (der[1] & 0x7F if der[1] & 0x80 else 0) :].replace(ECDSA_SHA256, ECDSA_SHA256_NULL)
+    body = der[2 + (der[1] & 0x7F if der[1] & 0x80 else 0) :].replace(
+        ECDSA_SHA256, ECDSA_SHA256_NULL
+    )
     length = len(body).to_bytes(2 if len(body) > 255 else 1, "big")
     return b"\x30" + (bytes([0x80 | len(length)]) if len(body) > 127 else b"") + length + body
 
@@ -59,7 +61,9 @@ def test_a_tampered_request_is_refused(tmp_path: Path, pki: DevPki) -> None:
     assert result.stderr.startswith("devpki: ") and len(result.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("content", [b"not a request", b"-----BEGIN CERTIFICATE REQUEST-----\n!!\n"])
+@pytest.mark.parametrize(
+    "content", [b"not a request", b"-----BEGIN CERTIFICATE REQUEST-----\n!!\n"]
+)
 def test_unreadable_input_is_one_line(tmp_path: Path, pki: DevPki, content: bytes) -> None:
     (tmp_path / "x.csr").write_bytes(content)
     result = devpki("issue", pki.directory, tmp_path / "x.csr", "x")
@@ -68,7 +72,11 @@ def test_unreadable_input_is_one_line(tmp_path: Path, pki: DevPki, content: byte
 
 @pytest.mark.parametrize("kind", ["ec", "rsa"])
 def test_pem_requests_of_both_key_types_are_issued(tmp_path: Path, pki: DevPki, kind: str) -> None:
-    key = ec.generate_private_key(ec.SECP384R1()) if kind == "ec" else rsa.generate_private_key(65537, 2048)
+    key = (
+        ec.generate_private_key(ec.SECP384R1())
+        if kind == "ec"
+        else rsa.generate_private_key(65537, 2048)
+    )
     csr = x509.load_der_x509_csr(request(key))
     (tmp_path / "r.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     result = devpki("issue", pki.directory, tmp_path / "r.csr", "d", "--out", tmp_path / "d.pem")
@@ -89,7 +97,9 @@ def test_the_request_tpm2_openssl_writes_is_issued(tmp_path: Path, pki: DevPki) 
              "-key", str(key_file), "-subj", "/CN=device-0001", "-out", str(tmp_path / "d.csr")],
             check=True, env={**os.environ, **tpm.env}, capture_output=True,
         )  # fmt: skip
-        result = devpki("issue", pki.directory, tmp_path / "d.csr", "d", "--out", tmp_path / "d.pem")
+        result = devpki(
+            "issue", pki.directory, tmp_path / "d.csr", "d", "--out", tmp_path / "d.pem"
+        )
         assert result.returncode == 0, result.stderr
         issued = x509.load_pem_x509_certificate((tmp_path / "d.pem").read_bytes())
         assert issued.public_key() == tpm.openssl_public_key(key_file)

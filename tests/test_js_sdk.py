@@ -33,7 +33,8 @@ needs_js_sdk = pytest.mark.skipif(
 # fromHttp is the container provider (AWS_CONTAINER_CREDENTIALS_FULL_URI + token file).
 CLIENT = """
 const { fromProcess, fromHttp } = require("@aws-sdk/credential-providers");
-const provider = process.argv.at(-1) === "process" ? fromProcess({ profile: "device" }) : fromHttp({});
+const provider =
+  process.argv.at(-1) === "process" ? fromProcess({ profile: "device" }) : fromHttp({});
 provider().then(
   (c) => console.log(JSON.stringify({ id: c.accessKeyId, expiration: c.expiration })),
   (e) => { console.error(String(e)); process.exit(1); },
@@ -99,14 +100,14 @@ def test_js_container_provider_with_serve(
 ) -> None:
     """The token file made as docs/delivery.md says; ``serve`` on a free port; fromHttp."""
     token = tmp_path / "token"
-    subprocess.run(
-        ["/bin/sh", "-c", """python3 -c 'import secrets; print(secrets.token_hex(32), end="")' > token"""],
-        cwd=tmp_path, check=True, env=js_env(tmp_path),
-    )  # fmt: skip
+    make = """python3 -c 'import secrets; print(secrets.token_hex(32), end="")' > token"""
+    subprocess.run(["/bin/sh", "-c", make], cwd=tmp_path, check=True, env=js_env(tmp_path))
     cert, key = pki.new_leaf("ec-p256", "js-serve")
-    command = [sys.executable, "-m", "hwsigner", "serve", "--port", "0", "--auth-token-file",
-               str(token), "--certificate", str(cert), "--private-key", str(key),
-               "--intermediates", str(pki.issuing_cert), *ARN_FLAGS, "--endpoint", emulator.url]  # fmt: skip
+    command = [
+        sys.executable, "-m", "hwsigner", "serve", "--port", "0", "--auth-token-file", str(token),
+        "--certificate", str(cert), "--private-key", str(key),
+        "--intermediates", str(pki.issuing_cert), *ARN_FLAGS, "--endpoint", emulator.url,
+    ]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert server.stdout is not None

@@ -22,7 +22,14 @@ from hwsigner.sigv4x509 import (
 
 from .helpers import VECTORS
 
-needs_vectors = pytest.mark.skipif(not VECTORS.is_dir(), reason="third-party captures not present (../shared/vectors): the byte-for-byte check against AWS's helper is skipped; the signer is still checked by the emulator and cryptography")
+needs_vectors = pytest.mark.skipif(
+    not VECTORS.is_dir(),
+    reason=(
+        "third-party captures not present (../shared/vectors):"
+        " the byte-for-byte check against AWS's helper is skipped; the signer is still"
+        " checked by the emulator and cryptography"
+    ),
+)
 
 
 def read_capture(name: str) -> tuple[str, dict[str, str], bytes]:
