@@ -88,11 +88,12 @@ def pages() -> list[Path]:
     return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
-def blocks(path: Path) -> list[Block]:
+def blocks(path: Path, root: Path = REPO) -> list[Block]:
     """Every fenced block of a Markdown page, with the marker above it if there is one."""
+    path = root / path
     lines = path.read_text(encoding="utf-8").splitlines()
     found, index = [], 0
-    page = str(path.relative_to(REPO))
+    page = str(path.relative_to(root))
     while index < len(lines):
         opening = FENCE.match(lines[index])
         if not opening:

@@ -24,6 +24,7 @@ from .docblocks import (
     PageEnv,
     blocks,
     check_credential_process,
+    console_commands,
     credential_process_lines,
     pages,
     run_python,
@@ -151,3 +152,27 @@ def test_page_examples_run(page_env: PageEnv, request: pytest.FixtureRequest) ->
             run_shell(block, page_env)
     if python:
         run_python(python, page_env)
+
+
+def test_the_harness_reads_markers_and_languages(tmp_path: Path) -> None:
+    """The rules themselves, on a page made for the purpose."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "> Not run by the tests: needs a real AWS account (it calls STS).\n\n"
+        "```sh\naws sts get-caller-identity\n```\n\n"
+        "> Not run by the tests: needs patience.\n\n"
+        "```sh\nsleep 1000\n```\n\n"
+        "1. a list item\n\n   ```console\n   $ hwsigner version\n   0.1\n   ```\n\n"
+        '```json\n{"a": 1}\n```\n\n'
+        "```ini\n[profile x]\nregion = us-east-1\n```\n"
+    )
+    found = blocks(page.relative_to(tmp_path), root=tmp_path)
+    assert [(b.language, b.to_run, b.untested is not None) for b in found] == [
+        ("sh", True, True),
+        ("sh", True, False),  # "patience" is no reason: this block would run
+        ("console", True, False),
+        ("json", False, False),
+        ("ini", False, False),
+    ]
+    assert found[2].text == "$ hwsigner version\n0.1\n"
+    assert console_commands(found[2].text) == ["hwsigner version"]
