@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ConfigError
-from .keys import PublicKey
+from .keys.backend import PublicKey
 
 CaKey = ec.EllipticCurvePrivateKey
 LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
