@@ -223,7 +223,9 @@ def test_renewal_needs_replace_and_swaps_the_certificate(
 def test_token_mistakes_are_one_line(softhsm: SoftHsm) -> None:
     token = softhsm.token()
     wrong_pin = f"pkcs11:token={token.label};object=device?pin-value=9999"
-    assert_one_line_error(hwsigner("keygen", "--private-key", wrong_pin), "refused the PIN")
+    # the same message as a wrong PIN for signing: one login path
+    wrong = hwsigner("keygen", "--private-key", wrong_pin)
+    assert_one_line_error(wrong, f"wrong PIN for token '{token.label}'", "not retried")
     no_label = token.uri(pin=True)
     assert_one_line_error(hwsigner("keygen", "--private-key", no_label), "no label")
     no_token = "pkcs11:token=no-such-token;object=device?pin-value=1234"
