@@ -40,6 +40,14 @@ CURVES: dict[bytes, ec.EllipticCurve] = {
     bytes.fromhex("06052b81040023"): ec.SECP521R1(),
 }
 
+KINDS = {
+    ObjectClass.PRIVATE_KEY: "private key",
+    ObjectClass.PUBLIC_KEY: "public key",
+    ObjectClass.CERTIFICATE: "certificate",
+    ObjectClass.SECRET_KEY: "secret key",
+    ObjectClass.DATA: "data object",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class TokenCertificate:
@@ -116,6 +124,18 @@ def find_private_keys(session: Any, id_: bytes | None, label: str | None) -> lis
             )
         )
     return keys
+
+
+def inventory(session: Any) -> list[tuple[str, bytes, str]]:
+    """The kind (``"private key"``, ...), CKA_ID and CKA_LABEL of every object in sight."""
+    return [
+        (
+            KINDS.get(_optional(obj, Attribute.CLASS, None), "object"),
+            bytes(_optional(obj, Attribute.ID, b"")),
+            _optional(obj, Attribute.LABEL, ""),
+        )
+        for obj in session.get_objects({})
+    ]
 
 
 def public_key_of(session: Any, key: Any, key_type: KeyType, id_: bytes) -> PublicKey | None:

@@ -31,14 +31,13 @@ from asn1crypto.core import Integer
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass
-from pkcs11 import exceptions as p11
 from pkcs11.constants import TokenFlag
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from ...errors import CertificateError, ConfigError, KeySourceError
 from .. import PublicKey
 from .module import Module, describe_token, one_token
-from .objects import TokenCertificate, certificate_key, find_certificates, public_key_of
+from .objects import TokenCertificate, certificate_key, find_certificates, inventory, public_key_of
 from .select import select_key
 from .session import TokenSession
 from .uri import Pkcs11Uri
@@ -49,13 +48,6 @@ SPECS = {
     "ec-p384": (KeyType.EC, 0, "1.3.132.0.34"),
     "rsa-2048": (KeyType.RSA, 2048, ""),
     "rsa-3072": (KeyType.RSA, 3072, ""),
-}
-KINDS = {
-    ObjectClass.PRIVATE_KEY: "private key",
-    ObjectClass.PUBLIC_KEY: "public key",
-    ObjectClass.CERTIFICATE: "certificate",
-    ObjectClass.SECRET_KEY: "secret key",
-    ObjectClass.DATA: "data object",
 }
 URI_HINT = "name the new key with object= (its label), e.g. pkcs11:token=dev;object=device"
 
@@ -92,8 +84,7 @@ def generate_key(ref: str, algorithm: str, pkcs11_lib: str | None) -> tuple[Publ
     key_type, bits, curve = SPECS[algorithm]
     mechanism = Mechanism.RSA_PKCS_KEY_PAIR_GEN if bits else Mechanism.EC_KEY_PAIR_GEN
     with writable(uri, pkcs11_lib) as token:
-        _refuse_taken(token, uri.object, uri.id)
-        id_ = uri.id if uri.id is not None else _free_id(token)
+        id_ = _new_id(token, uri.object, uri.id)
         mechanisms = token.mechanisms()
         if mechanisms and int(mechanism) not in mechanisms:
             raise KeySourceError(
@@ -144,48 +135,33 @@ def _templates(
     return public, private
 
 
-def _refuse_taken(token: TokenSession, label: str, id_: bytes | None) -> None:
-    """Stop before making anything when the label (or the id) is already in use."""
-    taken: list[tuple[str, dict[Attribute, Any], str]] = [
-        (f"labelled {label!r}", {Attribute.LABEL: label}, "choose another object= label")
-    ]
+def _new_id(token: TokenSession, label: str, id_: bytes | None) -> bytes:
+    """``id_``, else the lowest one-byte CKA_ID no object uses (YubiKey PIV: 1-4 are slots
+    9a-9e). Refused before anything is made when the label or the id is already in use."""
+    on_token = token.run(inventory, f"listing the objects of token {token.name}")
+    label_kinds = {kind for kind, _, found in on_token if found == label}
+    if label_kinds:
+        raise _taken(token, label_kinds, f"labelled {label!r}", "choose another object= label")
     if id_ is not None:
-        hint = "leave id= out (a free one is chosen) or choose another"
-        taken.append((f"with id {id_.hex()}", {Attribute.ID: id_}, hint))
-    for named, template, hint in taken:
-        kinds = sorted({_kind(obj) for obj in _objects(token, template)})
-        if kinds:
-            raise ConfigError(
-                f"token {token.name} already has a {' and a '.join(kinds)} {named}; "
-                "nothing was changed",
-                hint=f"{hint}, or delete the old objects first",
-            )
-
-
-def _objects(token: TokenSession, template: dict[Attribute, Any]) -> list[Any]:
-    return token.run(lambda s: list(s.get_objects(template)), f"searching token {token.name}")
-
-
-def _kind(obj: Any) -> str:
-    try:
-        return KINDS.get(obj[Attribute.CLASS], "object")
-    except p11.PKCS11Error:
-        return "object"
-
-
-def _free_id(token: TokenSession) -> bytes:
-    """The lowest one-byte CKA_ID no object uses (YubiKey PIV: 1-4 are slots 9a-9e)."""
-    used = set()
-    for obj in _objects(token, {}):
-        try:
-            used.add(bytes(obj[Attribute.ID]))
-        except p11.PKCS11Error:
-            continue
+        id_kinds = {kind for kind, found, _ in on_token if found == id_}
+        if id_kinds:
+            hint = "leave id= out (a free one is chosen) or choose another"
+            raise _taken(token, id_kinds, f"with id {id_.hex()}", hint)
+        return id_
+    used = {found for _, found, _ in on_token}
     for number in range(1, 256):
         if bytes([number]) not in used:
             return bytes([number])
     raise KeySourceError(
         f"every one-byte CKA_ID is taken on token {token.name}", hint="pass id= in the URI"
+    )
+
+
+def _taken(token: TokenSession, kinds: set[str], named: str, hint: str) -> ConfigError:
+    listed = " and a ".join(sorted(kinds))
+    return ConfigError(
+        f"token {token.name} already has a {listed} {named}; nothing was changed",
+        hint=f"{hint}, or delete the old objects first",
     )
 
 
