@@ -32,14 +32,14 @@ from pkcs11 import exceptions as p11
 
 from ..._tty import ask_secret
 from ...errors import CertificateError, ConfigError, KeySourceError
-from .. import Digest, KeyBackend, KeyOptions, PublicKey
+from ...x509certs import read_certificates, spki
+from ..backend import Digest, KeyBackend, KeyOptions, PublicKey
 from .module import Module, one_token
 from .objects import (
     TokenCertificate,
     TokenKey,
     certificate_key,
     find_private_keys,
-    spki,
     token_chain,
 )
 from .select import one_certificate, search_certificates, select_key
@@ -256,8 +256,6 @@ def list_certificates(ref: str, pkcs11_lib: str | None = None) -> list[ListedCer
 
 def _file_certificate(path: str) -> x509.Certificate | None:
     """Hybrid mode: the certificate file picks the token key whose public key it holds."""
-    from ...identity import read_certificates
-
     try:
         return read_certificates(path, "--certificate")[0]
     except (CertificateError, ConfigError):

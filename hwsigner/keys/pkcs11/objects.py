@@ -1,13 +1,13 @@
 """What is on a token: certificates, private keys, their public halves, and the chain.
 
-    >>> from hwsigner.keys.pkcs11.objects import find_certificates, issuer_chain
+    >>> from hwsigner.keys.pkcs11.objects import find_certificates, token_chain
     >>> certs = find_certificates(session.session, uri)               # doctest: +SKIP
-    >>> chain = issuer_chain(certs[0].certificate, [c.certificate for c in certs])  # doctest: +SKIP
+    >>> leaf, chain = token_chain(session, certs[0].certificate, public_key)  # doctest: +SKIP
 
 A key's public half comes from its own attributes (``CKA_EC_POINT``, or modulus and exponent),
 else from the public key or certificate object with its ``CKA_ID``. The chain holds only
-certificates that really issued the leaf (issuer name and signature checked), never the leaf or
-an unrelated certificate on the token.
+certificates that really issued the leaf (``x509rules.walk_chain``: issuer name and signature),
+never the leaf, a self-signed root or an unrelated certificate on the token.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from typing import Any
 from asn1crypto.core import OctetString
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
 from pkcs11 import exceptions as p11
 
-from ...certrules import extension, issued_by
 from ...errors import CertificateError
-from ...sigv4x509 import MAX_CHAIN
-from .. import PublicKey
+from ...x509certs import is_self_signed, spki
+from ...x509rules import walk_chain
+from ..backend import PublicKey
 from .module import object_uri
 from .session import TokenSession
 from .uri import Pkcs11Uri
@@ -191,13 +190,6 @@ def certificate_key(certificate: x509.Certificate) -> PublicKey:
     return public_key
 
 
-def spki(public_key: object) -> bytes:
-    """The DER SubjectPublicKeyInfo: what two public keys are compared by."""
-    return public_key.public_bytes(  # type: ignore[attr-defined,no-any-return]
-        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def token_chain(
     session: TokenSession, leaf: x509.Certificate | None, public_key: PublicKey
 ) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
@@ -209,31 +201,8 @@ def token_chain(
         want = spki(public_key)
         mine = [c for c in on_token if spki(c.public_key()) == want]
         leaf = max(mine, key=lambda c: c.not_valid_after_utc, default=None)
-    return leaf, issuer_chain(leaf, on_token) if leaf is not None else ()
-
-
-def issuer_chain(
-    leaf: x509.Certificate, candidates: list[x509.Certificate]
-) -> tuple[x509.Certificate, ...]:
-    """The CA certificates among ``candidates`` that issued ``leaf``, nearest first.
-
-    Each link is checked by name and signature; a self-signed root ends the chain and is not
-    sent (the service holds it as a trust anchor).
-    """
-    chain: list[x509.Certificate] = []
-    current = leaf
-    while len(chain) < MAX_CHAIN:
-        issuer = next(
-            (c for c in candidates if c != leaf and c not in chain and _issued(current, c)), None
-        )
-        if issuer is None or _issued(issuer, issuer):
-            break
-        chain.append(issuer)
-        current = issuer
-    return tuple(chain)
-
-
-def _issued(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """True when ``parent`` is a CA (or says nothing of it) whose name and key issued ``child``."""
-    constraints = extension(parent, x509.BasicConstraints)
-    return (constraints is None or constraints.ca) and issued_by(child, parent)
+    if leaf is None:
+        return None, ()
+    # a self-signed root is not sent: the service holds it as a trust anchor
+    links = walk_chain(leaf, on_token).links
+    return leaf, tuple(cert for cert in links if not is_self_signed(cert))

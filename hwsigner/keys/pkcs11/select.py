@@ -19,9 +19,10 @@ from typing import Any
 from pkcs11.constants import TokenFlag
 
 from ...errors import CertificateError, ConfigError, KeySourceError
-from .. import PublicKey
+from ...x509certs import spki
+from ..backend import PublicKey
 from .module import Module, matching_tokens
-from .objects import TokenCertificate, TokenKey, find_certificates, find_private_keys, spki
+from .objects import TokenCertificate, TokenKey, find_certificates, find_private_keys
 from .session import TokenSession
 from .uri import Pkcs11Uri
 

@@ -35,7 +35,8 @@ from pkcs11.constants import TokenFlag
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from ...errors import CertificateError, ConfigError, KeySourceError
-from .. import PublicKey
+from ...x509certs import describe
+from ..backend import PublicKey
 from .module import Module, describe_token, one_token
 from .objects import TokenCertificate, certificate_key, find_certificates, inventory, public_key_of
 from .select import select_key
@@ -206,9 +207,10 @@ def install_certificate(
                 c for c in on_token if c.certificate != leaf and _same_names(c, key.id, key.label)
             ]
             if old and not replace:
+                first = old[0].certificate
+                named = f"{describe(first)}, serial {first.serial_number:X}"
                 raise ConfigError(
-                    f"token {token.name} already has a certificate for {key.uri(token)} "
-                    f"({_name(old[0].certificate)}, serial {old[0].certificate.serial_number:X})",
+                    f"token {token.name} already has a certificate for {key.uri(token)} ({named})",
                     hint="pass --replace to put the new certificate in its place",
                 )
         except (CertificateError, ConfigError, KeySourceError) as exc:
@@ -236,7 +238,7 @@ def _ca_names(
             ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         except x509.ExtensionNotFound:
             ski = b""
-        label = _name(ca).removeprefix("CN=")
+        label = describe(ca).removeprefix("CN=")
         if label == key_label:
             label += " (CA)"
         named.append((ca, b"" if ski == key_id else ski, label))
@@ -258,22 +260,13 @@ def _write(token: TokenSession, cert: x509.Certificate, id_: bytes, label: str) 
     }
     if id_:
         template[Attribute.ID] = id_
-    doing = f"writing the certificate {_name(cert)} to token {token.name}"
+    doing = f"writing the certificate {describe(cert)} to token {token.name}"
     token.run(lambda s: s.create_object(template), doing)
 
 
 def _destroy(token: TokenSession, item: TokenCertificate) -> None:
     doing = (
-        f"removing the old certificate {_name(item.certificate)} from token {token.name} "
+        f"removing the old certificate {describe(item.certificate)} from token {token.name} "
         "(the new one is in place)"
     )
     token.run(lambda s: item.handle.destroy(), doing)
-
-
-def _name(cert: x509.Certificate) -> str:
-    """The subject's CN, or the whole subject when it has none."""
-    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if not names:
-        return cert.subject.rfc4514_string() or "(empty subject)"
-    value = names[0].value
-    return "CN=" + (value.decode(errors="replace") if isinstance(value, bytes) else value)
