@@ -229,7 +229,7 @@ def hardware_ops(lab: Lab, report: Report, sessions: int) -> None:
 
 def _pkcs11_counters() -> dict[str, int]:
     try:
-        from hwsigner.keys.pkcs11_token import COUNTERS
+        from hwsigner.keys.pkcs11 import COUNTERS
     except ImportError:
         return {"signatures": 0, "logins": 0, "context_logins": 0, "reopens": 0}
     return {

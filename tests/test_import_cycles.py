@@ -13,14 +13,8 @@ PACKAGE = Path(hwsigner.__file__).parent
 # Edges that other branches remove; the lead deletes each entry when its branch merges (the
 # second test fails once an entry is stale, so none outlives its fix).
 KNOWN: dict[tuple[str, str], str] = {
-    # keys/pkcs11.py reads the hybrid-mode certificate file through identity: it should import
-    # read_certificates from hwsigner.x509certs (the PKCS#11 regroup branch).
-    ("hwsigner.keys.pkcs11", "hwsigner.identity"): "pkcs11 regroup",
     # The backends take KeyBackend, PublicKey, ... from hwsigner.keys, which imports them to
-    # dispatch open_key: they should import hwsigner.keys.backend (the pkcs11 and tpm branches).
-    ("hwsigner.keys.pkcs11", "hwsigner.keys"): "pkcs11 regroup",
-    ("hwsigner.keys.pkcs11_find", "hwsigner.keys"): "pkcs11 regroup",
-    ("hwsigner.keys.pkcs11_select", "hwsigner.keys"): "pkcs11 regroup",
+    # dispatch open_key: they should import hwsigner.keys.backend (the tpm branch).
     ("hwsigner.keys.tpm", "hwsigner.keys"): "tpm regroup",
     ("hwsigner.keys.tpm_signing", "hwsigner.keys"): "tpm regroup",
 }
