@@ -1,6 +1,6 @@
 """What signing with a TPM key takes: its public key, its limits, the scheme and the encoding.
 
-    >>> from hwsigner.keys.tpm_signing import signing_plan
+    >>> from hwsigner.keys.tpm.signing import signing_plan
     >>> plan = signing_plan(p384_area, "SHA256", "key")                # doctest: +SKIP
     >>> len(plan.tpm_digest(sha256_hash)), plan.scheme                 # doctest: +SKIP
     (48, TPMT_SIG_SCHEME(...))
@@ -26,8 +26,9 @@ from tpm2_pytss.types import (
     TPMU_SIG_SCHEME,
 )
 
-from ..errors import KeySourceError
-from . import Digest, PublicKey
+from ...errors import KeySourceError
+from .. import Digest, PublicKey
+from .keyfile import TpmKeyFile
 
 HASH_ALGS = {"SHA256": TPM2_ALG.SHA256, "SHA384": TPM2_ALG.SHA384, "SHA512": TPM2_ALG.SHA512}
 HASH_BY_SIZE = {32: TPM2_ALG.SHA256, 48: TPM2_ALG.SHA384, 64: TPM2_ALG.SHA512}
@@ -78,6 +79,20 @@ def check_signing_key(area: TPMT_PUBLIC, description: str) -> None:
         raise KeySourceError(
             f"{description} {problem}",
             hint="use an unrestricted RSA (2048+) or EC (P-256, P-384) signing key",
+        )
+
+
+def check_keyfile(keyfile: TpmKeyFile, ref: str) -> None:
+    """Refuse, up front, key files that need what hwsigner does not do (policies, import)."""
+    if keyfile.has_policy:
+        raise KeySourceError(
+            f"{ref} is a TPM key with a policy, which hwsigner does not support",
+            hint="make the key with a password (or none) instead of a policy",
+        )
+    if keyfile.secret is not None:
+        raise KeySourceError(
+            f"{ref} must be imported into the TPM before it can be loaded",
+            hint="import it with tpm2_import, then write it out with tpm2_encodeobject",
         )
 
 
