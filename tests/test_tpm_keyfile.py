@@ -12,7 +12,7 @@ import pytest
 from hwsigner.keys import key_kind
 
 pytest.importorskip("tpm2_pytss")  # hwsigner.keys.tpm, the package, needs it
-from hwsigner.keys.tpm.keyfile import KeyFileError, TpmKeyFile  # noqa: E402
+from hwsigner.keys.tpm.keyfile import KeyFileError, TpmKeyFile
 
 PUBLIC = b"\x00\x04pub!"  # TPM2B framing only; the TPM checks the contents
 PRIVATE = b"\x00\x05priv!"

@@ -23,6 +23,12 @@ from ...errors import HwSignerError, KeySourceError, PasswordError
 ESAPI_LAYER = 7
 BAD_SEQUENCE = 0x07  # TSS2_BASE_RC_BAD_SEQUENCE: ESAPI's state after a half-done exchange
 LOST = (0x08, 0x0A)  # TSS2_BASE_RC_NO_CONNECTION and _IO_ERROR, in whichever layer reports them
+# the TPM no longer holds an object or session we loaded: it restarted (swtpm's TCTI connects
+# anew for every command), or another program flushed it
+FORGOTTEN = (
+    *range(TPM2_RC.REFERENCE_H0, TPM2_RC.REFERENCE_H6 + 1),
+    *range(TPM2_RC.REFERENCE_S0, TPM2_RC.REFERENCE_S6 + 1),
+)
 NO_ROOM = (TPM2_RC.OBJECT_MEMORY, TPM2_RC.SESSION_MEMORY, TPM2_RC.OBJECT_HANDLES)
 WRONG_PARENT = (TPM2_RC.INTEGRITY, TPM2_RC.BINDING)
 
@@ -33,7 +39,8 @@ LOCKOUT_HINT = (
 
 
 class TpmConnectionLost(KeySourceError):
-    """The connection to the TPM broke (or ESAPI was left mid-exchange): reconnecting may help."""
+    """The connection to the TPM broke, or the TPM forgot what it had loaded for us: reconnecting
+    and loading again may help."""
 
 
 def code(exc: TSS2_Exception) -> int:
@@ -58,9 +65,12 @@ def is_no_such_handle(exc: TSS2_Exception) -> bool:
 
 
 def is_connection_lost(exc: TSS2_Exception) -> bool:
-    """The TCTI lost the TPM, or ESAPI refuses every command since it did ("wrong order")."""
+    """The TCTI lost the TPM, ESAPI refuses every command since it did ("wrong order"), or the
+    TPM restarted and forgot our objects."""
     base = int(exc.rc) & 0xFFFF
-    return layer(exc) != 0 and (base in LOST or (layer(exc), base) == (ESAPI_LAYER, BAD_SEQUENCE))
+    if layer(exc) == 0:
+        return base in FORGOTTEN
+    return base in LOST or (layer(exc), base) == (ESAPI_LAYER, BAD_SEQUENCE)
 
 
 def tpm_error(
@@ -69,7 +79,7 @@ def tpm_error(
     """The error to raise for a TSS/TPM failure that happened while ``doing`` something."""
     if is_connection_lost(exc):
         return TpmConnectionLost(
-            f"lost the connection to the TPM ({tcti}) while {doing}",
+            f"lost the connection to the TPM ({tcti}) while {doing}: {exc}",
             hint="check that the TPM (or swtpm) is still running",
         )
     if is_wrong_password(exc):
