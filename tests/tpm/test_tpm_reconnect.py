@@ -95,9 +95,11 @@ def test_a_tpm_that_stays_down_is_one_clear_error_then_recovers(
 def test_keys_sharing_a_connection_reconnect_it_once(swtpm: Swtpm, tmp_path: Path) -> None:
     options = KeyOptions(tpm_tcti=swtpm.tcti)
     paths = [swtpm.openssl_key(tmp_path / f"{n}.tss2", "ec-p256") for n in range(2)]
-    first, second = (open_key(str(path), options) for path in paths)
+    first = open_key(str(paths[0]), options)
+    swtpm.restart()
+    second = open_key(str(paths[1]), options)  # on the same connection, broken under the first
     with first, second:
-        swtpm.restart()
+        assert second.counters is first.counters  # type: ignore[attr-defined]
         for key in (first, second, first):
             verify(key.public_key, key.sign(b"m"), b"m")
         assert first.counters.reconnects == 1  # type: ignore[attr-defined]

@@ -120,7 +120,11 @@ class TpmKey(KeyBackend):
         try:
             # asked before anything is loaded: a TPM without a resource manager has few slots
             password, source = key_password(options, key_ref.keyfile, key_ref.description)
-            loaded = load(device, key_ref, password)
+            try:
+                loaded = load(device, key_ref, password)
+            except TpmConnectionLost:  # a shared connection that broke under other keys
+                device.reopen(device.generation)
+                loaded = load(device, key_ref, password)
         except BaseException:
             if owns_device:
                 device.release()
