@@ -29,9 +29,8 @@ import logging
 import os
 from dataclasses import dataclass
 
-from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR
-from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC, TPMT_PUBLIC
+from tpm2_pytss.types import TPMT_PUBLIC
 
 from ..._tty import ask_secret
 from ...errors import KeySourceError, PasswordError
@@ -41,8 +40,8 @@ from .errors import TpmConnectionLost
 from .keyfile import KeyFileError, TpmKeyFile
 from .keygen import NewTpmKey, generate_key, key_template, parent, storage_template
 from .signing import (
+    KeyRef,
     SigningPlan,
-    check_keyfile,
     check_signing_key,
     public_key_of,
     signing_plan,
@@ -57,25 +56,6 @@ log = logging.getLogger("hwsigner")
 def open_key(ref: str, options: KeyOptions) -> TpmKey:
     """The entry point ``hwsigner.keys.open_key`` uses for ``handle:`` refs and TSS2 files."""
     return TpmKey.open(ref, options)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRef:
-    """A ``handle:`` reference or a read key file: what to load again on a new connection."""
-
-    description: str
-    handle: int = 0
-    keyfile: TpmKeyFile | None = None
-    blobs: tuple[TPM2B_PUBLIC, TPM2B_PRIVATE] | None = None
-
-    @classmethod
-    def parse(cls, ref: str) -> KeyRef:
-        if ref.startswith("handle:"):
-            handle = parse_handle(ref)
-            return cls(f"TPM key 0x{handle:08x}", handle=handle)
-        keyfile = TpmKeyFile.load(ref)
-        check_keyfile(keyfile, ref)
-        return cls(f"TPM key {ref}", keyfile=keyfile, blobs=unmarshal_keyfile(keyfile, ref))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +85,7 @@ class TpmKey(KeyBackend):
         self._owns_device = owns_device
         self._refused: PasswordError | None = None
         self._plans: dict[str, SigningPlan] = {}  # by digest
-        self._stale = False  # the connection broke under this key
+        self._lost_on: int | None = None  # the generation whose connection broke under us
         self._closed = False
 
     @classmethod
@@ -120,10 +100,11 @@ class TpmKey(KeyBackend):
         try:
             # asked before anything is loaded: a TPM without a resource manager has few slots
             password, source = key_password(options, key_ref.keyfile, key_ref.description)
+            seen = device.generation
             try:
                 loaded = load(device, key_ref, password)
             except TpmConnectionLost:  # a shared connection that broke under other keys
-                device.reopen(device.generation)
+                device.reopen(seen)
                 loaded = load(device, key_ref, password)
         except BaseException:
             if owns_device:
@@ -150,15 +131,14 @@ class TpmKey(KeyBackend):
             return self._sign(tpm_digest, plan)
         except TpmConnectionLost as exc:
             log.debug("TPM: %s; reconnecting once", exc.message)
-            self._stale = True
         return self._sign(tpm_digest, plan)
 
     def _sign(self, tpm_digest: bytes, plan: SigningPlan) -> bytes:
         device = self.device
         with device.lock:
-            if self._stale or self._loaded.generation != device.generation:
-                self._reload()
             try:
+                if self._lost_on is not None or self._loaded.generation != device.generation:
+                    self._reload()
                 with device.command(f"signing with {self.description}"):
                     signature = device.esapi.sign(
                         self._loaded.obj,
@@ -166,6 +146,9 @@ class TpmKey(KeyBackend):
                         plan.scheme,
                         session1=self._loaded.session or ESYS_TR.PASSWORD,
                     )
+            except TpmConnectionLost:
+                self._lost_on = device.generation
+                raise
             except PasswordError as exc:
                 raise self._refuse(exc) from None
             device.counters.signatures += 1
@@ -173,7 +156,8 @@ class TpmKey(KeyBackend):
 
     def _reload(self) -> None:
         """Load the key on a new connection (made here unless another key made it already)."""
-        self.device.reopen(self._loaded.generation)
+        seen = self._loaded.generation if self._lost_on is None else self._lost_on
+        self.device.reopen(seen)
         loaded = load(self.device, self._ref, self._password)
         if loaded.area.marshal() != self._loaded.area.marshal():
             unload(self.device, loaded)
@@ -181,7 +165,7 @@ class TpmKey(KeyBackend):
                 f"{self.description} is not the same key since the TPM connection was reopened",
                 hint=f"check which TPM {self.device.tcti} reaches now",
             )
-        self._loaded, self._stale = loaded, False
+        self._loaded, self._lost_on = loaded, None
 
     def _refuse(self, exc: PasswordError) -> PasswordError:
         hint = exc.hint
@@ -234,23 +218,6 @@ def unload(device: TpmDevice, loaded: Loaded) -> None:
     if loaded.session is not None:
         device.flush(loaded.session)
     device.flush(loaded.obj)
-
-
-def unmarshal_keyfile(keyfile: TpmKeyFile, ref: str) -> tuple[TPM2B_PUBLIC, TPM2B_PRIVATE]:
-    try:
-        public, public_used = TPM2B_PUBLIC.unmarshal(keyfile.public)
-        private, private_used = TPM2B_PRIVATE.unmarshal(keyfile.private)
-        # the unmarshalling is lenient; what does not marshal back to the same bytes is garbage
-        well_formed = (public_used, private_used) == (len(keyfile.public), len(keyfile.private))
-        well_formed = well_formed and public.marshal() == keyfile.public
-    except TSS2_Exception:
-        well_formed = False
-    if not well_formed:
-        raise KeyFileError(
-            f"{ref} is not a usable TSS2 PRIVATE KEY file: its pubkey or privkey is malformed",
-            hint="give a key file written by tpm2-openssl, tpm2_encodeobject or hwsigner keygen",
-        )
-    return public, private
 
 
 def key_password(
