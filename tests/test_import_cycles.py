@@ -21,8 +21,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("hwsigner.keys.pkcs11", "hwsigner.keys"): "pkcs11 regroup",
     ("hwsigner.keys.pkcs11_find", "hwsigner.keys"): "pkcs11 regroup",
     ("hwsigner.keys.pkcs11_select", "hwsigner.keys"): "pkcs11 regroup",
-    ("hwsigner.keys.tpm", "hwsigner.keys"): "tpm regroup",
-    ("hwsigner.keys.tpm_signing", "hwsigner.keys"): "tpm regroup",
     # cli/parser.py takes COMMANDS from cli/__init__.py, which imports the parser.
     ("hwsigner.cli.parser", "hwsigner.cli"): "cli",
 }

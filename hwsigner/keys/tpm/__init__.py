@@ -34,7 +34,7 @@ from tpm2_pytss.types import TPMT_PUBLIC
 
 from ..._tty import ask_secret
 from ...errors import KeySourceError, PasswordError
-from .. import Digest, KeyBackend, KeyOptions, PublicKey
+from ..backend import Digest, KeyBackend, KeyOptions, PublicKey
 from .device import TpmCounters, TpmDevice, parse_handle, resolve_tcti
 from .errors import TpmConnectionLost
 from .keyfile import KeyFileError, TpmKeyFile

@@ -40,7 +40,7 @@ from tpm2_pytss.types import (
 )
 
 from ...errors import ConfigError
-from .. import PublicKey
+from ..backend import PublicKey
 from .device import HIERARCHIES, OWNER, PARENT_PASSWORD_ENV, TpmDevice, parse_handle, resolve_tcti
 from .keyfile import TpmKeyFile
 from .signing import public_key_of

@@ -32,7 +32,7 @@ from tpm2_pytss.types import (
 )
 
 from ...errors import KeySourceError
-from .. import Digest, PublicKey
+from ..backend import Digest, PublicKey
 from .device import parse_handle
 from .keyfile import KeyFileError, TpmKeyFile
 
