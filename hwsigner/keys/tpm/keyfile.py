@@ -1,6 +1,6 @@
 """TPM key files: the ``TSS2 PRIVATE KEY`` PEM format that tpm2-openssl and tpm2-tools write.
 
-    >>> from hwsigner.keys.tpm_keyfile import TpmKeyFile
+    >>> from hwsigner.keys.tpm.keyfile import TpmKeyFile
     >>> keyfile = TpmKeyFile(parent=0x40000001, public=b"\\x00\\x00", private=b"\\x00\\x00",
     ...                      empty_auth=True)
     >>> TpmKeyFile.from_pem(keyfile.to_pem(), "key.tss2") == keyfile
@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, KeySourceError
+from ...errors import ConfigError, KeySourceError
 
 LOADABLE_KEY_OID = "2.23.133.10.1.3"
 LEGACY_LOADABLE_KEY_OID = "2.23.133.10.2"
