@@ -12,7 +12,8 @@
 
 The steps of a factory line, one module each: ``keygen`` (dispatching to the backends'
 ``generate_key``, files in ``keygen_file``), ``csr``, ``install`` (the issued certificate back
-beside the key) and ``doctor`` (everything ``credential-process`` will need, checked before the device ships).
+beside the key) and ``doctor`` (everything ``credential-process`` will need, checked before the
+device ships).
 """
 
 from __future__ import annotations
