@@ -27,6 +27,7 @@ import stat
 import sys
 import time
 
+from ._safe import read_file
 from .errors import ConfigError
 
 # CPython's own SHA-256: hashlib would load OpenSSL, 2 ms of a cache hit's start-up.
@@ -76,10 +77,9 @@ def cache_key(fields: Mapping[str, object], files: Iterable[str] = ()) -> str:
     for path in files:
         digest.update(b"\0file\0" + path.encode())
         try:
-            with open(path, "rb") as f:
-                digest.update(sha256(f.read()).digest())
-        except OSError as exc:
-            digest.update(f"unreadable:{exc.errno}".encode())
+            digest.update(sha256(read_file(path)).digest())
+        except (OSError, ValueError) as exc:
+            digest.update(f"unreadable:{getattr(exc, 'errno', None) or exc}".encode())
     return str(digest.hexdigest())
 
 
@@ -236,7 +236,9 @@ def entry_answer(text: str, key: str) -> tuple[str, str]:
             return answer, expiration
     import json
 
-    data = json.loads(text)
+    from ._safe import load_json
+
+    data = load_json(text)
     if not isinstance(data, dict):
         raise ValueError("not a cache entry")
     if data.get("format") != FORMAT_VERSION or data.get("key") != key:
@@ -297,23 +299,7 @@ def read_private_file(path: str | os.PathLike[str]) -> str:
 
     ValueError names what is wrong with a file that exists but must not be trusted.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        if info.st_uid != os.geteuid():
-            raise ValueError("owned by another user")
-        if info.st_mode & 0o077:
-            raise ValueError(f"mode {stat.S_IMODE(info.st_mode):04o} lets others in")
-        data = b""
-        while len(data) <= MAX_ENTRY and (chunk := os.read(fd, MAX_ENTRY + 1 - len(data))):
-            data += chunk
-    finally:
-        os.close(fd)
-    if len(data) > MAX_ENTRY:
-        raise ValueError("too large")
-    return data.decode("utf-8", errors="replace")
+    return read_file(path, MAX_ENTRY, private=True).decode("utf-8", errors="replace")
 
 
 def _debug(message: str, *args: object) -> None:

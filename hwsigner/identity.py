@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, pkcs12
 
+from ._safe import read_user_file
 from .errors import CertificateError, ConfigError, PasswordError
 from .keys import KeyBackend, KeyOptions, PublicKey, open_key
 from .sigv4x509 import MAX_CHAIN, x509_headers
@@ -135,14 +135,7 @@ def checked_chain(
 
 
 def read_bytes(path: str, what: str, flag: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file not found: {path}", hint=f"check the {flag} path") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {what} file {path}: {exc.strerror}", hint=f"check the {flag} path"
-        ) from None
+    return read_user_file(path, what, flag)
 
 
 def read_certificates(path: str, flag: str = "--intermediates") -> tuple[x509.Certificate, ...]:

@@ -35,9 +35,9 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
+from ._safe import read_user_file
 from .credentials import format_time
 from .errors import ConfigError, HwSignerError
 from .refresher import CredentialKeeper
@@ -140,7 +140,7 @@ class CredentialServer(ThreadingHTTPServer):
 def read_auth_token(path: str) -> str:
     """The container endpoint's token: the file's text without surrounding whitespace."""
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
+        token = read_user_file(path, "token", "--auth-token-file", 4096).decode().strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}",

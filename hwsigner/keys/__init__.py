@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..errors import ConfigError, needs_extra
+from .._safe import read_file
+from ..errors import needs_extra
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 Digest = Literal["SHA256", "SHA384", "SHA512"]
@@ -86,9 +86,8 @@ def key_kind(ref: str) -> Literal["pkcs11", "tpm", "file"]:
     if ref.startswith("handle:"):
         return "tpm"
     try:
-        with open(ref, "rb") as f:
-            head = f.read(4096)
-    except OSError:
+        head = read_file(ref)
+    except (OSError, ValueError):
         return "file"  # the file backend reports the missing file
     return "tpm" if TSS2_PEM_MARKER in head or TSS2_LEGACY_PEM_MARKER in head else "file"
 
@@ -110,8 +109,6 @@ def open_key(
         return tpm.open_key(ref, options)
     from . import file
 
-    if not Path(ref).exists():
-        raise ConfigError(f"private key file not found: {ref}", hint="check the --private-key path")
     return file.FileKey.load(ref, options.pkcs8_password)
 
 

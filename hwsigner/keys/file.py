@@ -14,9 +14,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from .._safe import read_user_file
 from .._tty import ask_secret
 from ..certrules import CURVES, MIN_RSA_BITS
-from ..errors import ConfigError, KeySourceError, PasswordError
+from ..errors import KeySourceError, PasswordError
 from . import Digest, KeyBackend, PublicKey
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -43,14 +44,7 @@ class FileKey(KeyBackend):
 
     @classmethod
     def load(cls, path: str, password: str | None = None) -> FileKey:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read private key file {path}: {exc.strerror}",
-                hint="check the --private-key path and its permissions",
-            ) from None
+        data = read_user_file(path, "private key", "--private-key")
         return cls(parse_private_key(data, path, password), f"file {path}")
 
     @property

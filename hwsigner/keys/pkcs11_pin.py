@@ -17,6 +17,7 @@ import shlex
 import subprocess
 from collections.abc import Mapping
 
+from .._safe import read_user_file
 from .._tty import ask_secret
 from ..errors import ConfigError
 from .pkcs11_uri import Pkcs11Uri
@@ -55,12 +56,7 @@ def pin_from_source(source: str) -> str:
             hint="use pin-source=file:/absolute/path or pin-source=|/absolute/command",
         )
     try:
-        with open(path, encoding="utf-8") as f:
-            line = f.readline()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the PIN file {path}: {exc.strerror}", hint="check the pin-source path"
-        ) from None
+        line = read_user_file(path, "PIN", "pin-source", 4096).decode("utf-8").split("\n")[0]
     except UnicodeDecodeError:
         raise ConfigError(f"the PIN file {path} is not UTF-8 text", hint=None) from None
     return _non_empty(line.rstrip("\r\n"), f"the PIN file {path}")
