@@ -88,8 +88,8 @@ class Credentials:
                 creds["sessionToken"],
                 creds["expiration"],
             )
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"no credentials in the answer (missing {exc})") from None
+        except (KeyError, IndexError, TypeError):
+            raise ValueError("no credentialSet[0].credentials in the answer") from None
 
 
 def checked(key_id: object, secret: object, token: object, expiration: object) -> Credentials:
