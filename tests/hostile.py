@@ -28,7 +28,7 @@ def credentials_body(
     *,
     key_id: str = "ASIAHOSTILEEXAMPLE00",
     secret: str = SECRET,
-    token: str = "hostileTOKENvalue0000",
+    token: str = "hostileTOKENvalue0000",  # noqa: S107 - a test value
     expiration: datetime | None = None,
 ) -> bytes:
     moment = expiration or datetime.now(timezone.utc) + timedelta(hours=1)
@@ -68,7 +68,8 @@ CANNED: dict[str, bytes] = {
         f"x-amzn-ErrorType: AccessDeniedException{ESCAPES[:10]}",
     ),
     "bad-status-line": b"HTTP/1.1 2\x1b[31m01 Created\r\ninjected: header\r\n\r\n",
-    "bad-chunking": b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n0\r\n\r\n",
+    "bad-chunking": b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"-5\r\nabc\r\n0\r\n\r\n",
     "not-json": answer("201 Created", b"<html>hello</html>"),
 }
 

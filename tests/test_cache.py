@@ -32,7 +32,9 @@ NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
 def credentials_valid_for(minutes: float, now: datetime = NOW) -> Credentials:
-    return Credentials("ASIAEXAMPLEEXAMPLE", "secret/key", "token+value", now + timedelta(minutes=minutes))
+    return Credentials(
+        "ASIAEXAMPLEEXAMPLE", "secret/key", "token+value", now + timedelta(minutes=minutes)
+    )
 
 
 def at(moment: datetime) -> float:
