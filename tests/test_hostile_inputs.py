@@ -164,12 +164,12 @@ def exchange(port: int, request: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("header", ["X-aws-ec2-metadata-token-ttl-seconds", "Content-Length"])
-@pytest.mark.parametrize("value", ["\u00b2", "1\u00b2", "\u0663\u0660", "\U0001d7d9\U0001d7d8"])
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b2", "\u00b9\u00b3"])  # digits to isdigit()
 def test_serve_answers_400_or_ignores_odd_digits(
     served: CredentialServer, header: str, value: str
 ) -> None:
     request = f"PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n{header}: {value}\r\n\r\n"
-    answer = exchange(served.port, request.encode())
+    answer = exchange(served.port, request.encode("latin-1"))  # as http.server decodes headers
     status = answer.split(b"\r\n", 1)[0]
     assert status in (b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 200 OK"), answer
 
