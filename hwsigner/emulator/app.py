@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .._safe import load_json
 from .certs import TrustAnchors
 from .rejection import Rejection, bad_request, error_type_for, not_found
 from .responses import create_session_body
@@ -186,8 +187,8 @@ def planned_failure(data: dict[str, Any]) -> Failure | None:
 
 def _hook_json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, RecursionError):
+        data = load_json(body or b"{}")
+    except ValueError:
         raise bad_request("A test hook takes a JSON object") from None
     if not isinstance(data, dict):
         raise bad_request("A test hook takes a JSON object")
