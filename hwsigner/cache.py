@@ -14,10 +14,11 @@ CreateSession at once.
 
 A cache hit must not load ``cryptography`` or a key backend, and is worth keeping cheap: the
 AWS CLI runs ``credential_process`` before every command. This module imports nothing a bare
-``python`` has not loaded already but ``hwsigner.errors`` and CPython's SHA-256: not ``json``,
-``re`` or ``pathlib``, each of which costs more than half of a bare interpreter's start-up
-(docs/performance.md). An entry in the layout ``put`` writes is read without ``json``; any
-other text is read with it, in full.
+``python`` has not loaded already but ``hwsigner.errors``, ``hwsigner._safe`` (its bounded file
+reader) and CPython's SHA-256: not ``json``, ``re`` or ``pathlib``, each of which costs more
+than half of a bare interpreter's start-up (docs/performance.md). An entry in the layout
+``put`` writes is read without ``json``; any other text is read with ``_safe.load_json`` (bounded
+size and depth), in full.
 """
 
 from __future__ import annotations
