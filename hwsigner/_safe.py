@@ -41,10 +41,6 @@ PIPE_PREFIXES = ("/dev/fd/", "/proc/self/fd/")
 PIN_ATTRIBUTES = ("pin-value=", "pin-source=")
 
 
-class UnsafeFile(ValueError):
-    """A path that exists but must not be read: not a regular file, too large, not private."""
-
-
 def read_file(
     path: str | os.PathLike[str],
     limit: int = MAX_USER_FILE,
@@ -55,7 +51,8 @@ def read_file(
     """At most ``limit`` bytes of a regular file (or an inherited ``/dev/fd/N`` pipe).
 
     ``private``: the file must also be owned by this user and closed to others. Raises
-    ``OSError`` when it cannot be opened, ``UnsafeFile`` for what it must not read.
+    ``OSError`` when it cannot be opened, ``ValueError`` for a file it must not read (not a
+    regular file, too large, not private, a pipe that does not close in time).
     """
     name = os.fspath(path)
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (os.O_NOFOLLOW if private else 0)
@@ -65,20 +62,20 @@ def read_file(
         if not private and stat.S_ISFIFO(info.st_mode) and is_fd_path(name):
             return _read_pipe(fd, limit, deadline)
         if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile("not a regular file")
+            raise ValueError("not a regular file")
         if private and info.st_uid != os.geteuid():
-            raise UnsafeFile("owned by another user")
+            raise ValueError("owned by another user")
         if private and info.st_mode & 0o077:
-            raise UnsafeFile(f"mode {stat.S_IMODE(info.st_mode):04o} lets others in")
+            raise ValueError(f"mode {stat.S_IMODE(info.st_mode):04o} lets others in")
         if info.st_size > limit:
-            raise UnsafeFile(f"larger than {limit} bytes")
+            raise ValueError(f"larger than {limit} bytes")
         data = b""
         while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
             data += chunk
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise UnsafeFile(f"larger than {limit} bytes")
+        raise ValueError(f"larger than {limit} bytes")
     return data
 
 
@@ -98,7 +95,7 @@ def _read_pipe(fd: int, limit: int, deadline: float) -> bytes:
     while len(data) <= limit:
         left = end - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise UnsafeFile(f"the pipe did not close within {deadline:g} s")
+            raise ValueError(f"the pipe did not close within {deadline:g} s")
         try:
             chunk = os.read(fd, limit + 1 - len(data))
         except BlockingIOError:
@@ -106,7 +103,7 @@ def _read_pipe(fd: int, limit: int, deadline: float) -> bytes:
         if not chunk:
             return data
         data += chunk
-    raise UnsafeFile(f"larger than {limit} bytes")
+    raise ValueError(f"larger than {limit} bytes")
 
 
 def read_user_file(path: str, what: str, flag: str, limit: int = MAX_USER_FILE) -> bytes:
@@ -128,7 +125,7 @@ def read_user_file(path: str, what: str, flag: str, limit: int = MAX_USER_FILE) 
         raise ConfigError(
             f"cannot read {what} file {shown}: {reason}", hint=f"check the {flag} path"
         ) from None
-    except UnsafeFile as exc:
+    except ValueError as exc:
         raise ConfigError(
             f"cannot read {what} file {shown}: {exc}",
             hint=f"give {flag} a regular file (or /dev/fd/N for a pipe)",
