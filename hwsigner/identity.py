@@ -78,11 +78,23 @@ class KeySigner:
 
 @dataclass(frozen=True, slots=True)
 class CertificateFile:
-    """What a certificate file holds: the leaf, any further certificates, and maybe the key."""
+    """What a certificate file holds: the leaf, any further certificates, maybe the key, and
+    the password that opened a PKCS#12 file."""
 
     certificate: x509.Certificate
     others: tuple[x509.Certificate, ...]
     key: KeyBackend | None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedIdentity:
+    """An identity with its open key, and the password that opened a PKCS#12 certificate file
+    (``hwsigner.certsource`` reads a renewed file with it, never asking again)."""
+
+    identity: Identity
+    key: KeyBackend
+    password: str | None = field(default=None, repr=False)
 
 
 def load_identity(
@@ -92,6 +104,17 @@ def load_identity(
     options: KeyOptions | None = None,
 ) -> tuple[Identity, KeyBackend]:
     """Open the key, read the certificates and check that they belong together."""
+    opened = open_identity(certificate, private_key, intermediates, options)
+    return opened.identity, opened.key
+
+
+def open_identity(
+    certificate: str | None,
+    private_key: str | None = None,
+    intermediates: str | None = None,
+    options: KeyOptions | None = None,
+) -> OpenedIdentity:
+    """``load_identity``, keeping what a long-running process needs to read its files again."""
     options = options or KeyOptions()
     if not certificate and not private_key:
         raise ConfigError(
@@ -99,8 +122,10 @@ def load_identity(
             hint="pass --certificate (a PEM/PKCS#12 file or a pkcs11: URI) and --private-key",
         )
     chain: tuple[x509.Certificate, ...] = ()
+    password = None
     if certificate and not certificate.startswith("pkcs11:"):
         found = read_certificate_file(certificate, options.pkcs8_password)
+        password = found.password
         if private_key:
             # a pkcs11: key uses the certificate file to pick the token key it belongs to
             key = open_key(private_key, options, certificate_ref=certificate)
@@ -134,7 +159,7 @@ def load_identity(
         leaf.serial_number,
         len(identity.chain),
     )
-    return identity, key
+    return OpenedIdentity(identity, key, password)
 
 
 def check_key_matches(certificate: x509.Certificate, public_key: PublicKey) -> None:
@@ -152,7 +177,7 @@ def read_certificate_file(path: str, password: str | None = None) -> Certificate
     data = read_bytes(path, "certificate", "--certificate")
     if b"-----BEGIN" not in data and not is_der_certificate(data):
         found = load_pkcs12(data, path, password)
-        return CertificateFile(found.certificate, found.others, found.key)
+        return CertificateFile(found.certificate, found.others, found.key, found.password)
     certs = parse_certificates(data, path, "--certificate")
     key = None
     if b"PRIVATE KEY-----" in data and b"TSS2 PRIVATE KEY" not in data:
@@ -164,7 +189,9 @@ __all__ = [
     "CertificateFile",
     "Identity",
     "KeySigner",
+    "OpenedIdentity",
     "check_key_matches",
     "load_identity",
+    "open_identity",
     "read_certificate_file",
 ]

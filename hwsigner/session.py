@@ -35,8 +35,11 @@ from .errors import ConfigError, needs_extra
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import boto3
 
+    from .certsource import CertificateSource
     from .identity import Identity
     from .keys import KeyBackend
     from .rolesanywhere import Target, Transport
@@ -53,6 +56,8 @@ class Session:
         transport: Transport,
         target: Target,
         env: Mapping[str, str] | None = None,
+        *,
+        source: CertificateSource | None = None,
     ) -> None:
         self.settings = settings
         self.key = key
@@ -60,6 +65,7 @@ class Session:
         self.target = target
         self._identity = identity
         self._env = env
+        self._source = source  # where a renewed certificate shows up (None: never looked at)
 
     @classmethod
     def open(
@@ -71,12 +77,14 @@ class Session:
     ) -> Session:
         """Check the request (ARN, region and duration mistakes surface before the key is
         opened), open the key and its certificate, and build the transport."""
-        from .identity import load_identity
+        from .certsource import CertificateSource, WatchedFiles
+        from .identity import open_identity
         from .rolesanywhere import resolve
         from .transport import HttpTransport
 
         target = resolve(settings, env)
-        identity, key = load_identity(
+        files = WatchedFiles.of(settings.certificate, settings.intermediates)
+        opened = open_identity(
             settings.certificate,
             settings.private_key,
             settings.intermediates,
@@ -86,10 +94,16 @@ class Session:
             transport = HttpTransport.from_env(
                 os.environ if env is None else env, verify=not settings.no_verify_ssl
             )
-        return cls(settings, identity, key, transport, target, env)
+        source = CertificateSource.start(opened, files)
+        return cls(settings, opened.identity, opened.key, transport, target, env, source=source)
 
-    def current_identity(self) -> Identity:
-        """The certificate and chain the next CreateSession is signed with."""
+    def current_identity(self, now: datetime | None = None) -> Identity:
+        """The certificate and chain the next CreateSession is signed with: the certificate
+        source is looked at again (one ``stat`` per file; a token's certificate list), and a
+        renewed certificate is used once it is valid and holds the key (``hwsigner.certsource``).
+        """
+        if self._source is not None:
+            self._identity = self._source.current(now)
         return self._identity
 
     def fetch(self) -> Credentials:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 Digest = Literal["SHA256", "SHA384", "SHA512"]
+CertificateAndChain = tuple[x509.Certificate, tuple[x509.Certificate, ...]]
 
 
 class KeyBackend(abc.ABC):
@@ -42,6 +43,11 @@ class KeyBackend(abc.ABC):
     @abc.abstractmethod
     def sign(self, message: bytes, digest: Digest = "SHA256") -> bytes:
         """Sign ``message`` (hashed here or in the device) and return the wire encoding."""
+
+    def find_certificates(self) -> tuple[CertificateAndChain, ...] | None:
+        """The certificates the device holds for this key *now* (a renewed one among them),
+        each with its chain; None for a backend that holds none (the default)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - most backends have nothing to release
         """Release sessions and device handles. Safe to call twice."""
@@ -70,4 +76,4 @@ class KeyOptions:
     tpm_tcti: str | None = None
 
 
-__all__ = ["Digest", "KeyBackend", "KeyOptions", "PublicKey"]
+__all__ = ["CertificateAndChain", "Digest", "KeyBackend", "KeyOptions", "PublicKey"]

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -124,11 +124,13 @@ def parse_private_key(data: bytes, source: str, password: str | None = None) -> 
 
 @dataclass(frozen=True, slots=True)
 class Pkcs12File:
-    """What a PKCS#12 file holds: the key, its certificate, and any further certificates."""
+    """What a PKCS#12 file holds: the key, its certificate, and any further certificates; and
+    the password that opened it (so a renewed file is read again without asking)."""
 
     key: FileKey
     certificate: x509.Certificate
     others: tuple[x509.Certificate, ...]
+    password: str | None = field(default=None, repr=False)
 
 
 def load_pkcs12(data: bytes, source: str, password: str | None = None) -> Pkcs12File:
@@ -156,7 +158,23 @@ def load_pkcs12(data: bytes, source: str, password: str | None = None) -> Pkcs12
         )
     others = tuple(c.certificate for c in loaded.additional_certs)
     key = FileKey(loaded.key, f"file {source}")  # type: ignore[arg-type]
-    return Pkcs12File(key, loaded.cert.certificate, others)
+    return Pkcs12File(key, loaded.cert.certificate, others, password)
+
+
+def pkcs12_certificates(
+    data: bytes, source: str, password: str | None
+) -> tuple[x509.Certificate, ...]:
+    """The certificate of a PKCS#12 file, then its further ones, opened with ``password`` (the
+    one that opened it before): never asks."""
+    try:
+        loaded = _load_pkcs12(data, password)
+    except ValueError:
+        raise CertificateError(f"{source} is not a readable PKCS#12 file") from None
+    if loaded is None:
+        raise PasswordError(f"the password that opened {source} before does not open it now")
+    if loaded.cert is None:
+        raise CertificateError(f"{source} holds no certificate")
+    return (loaded.cert.certificate, *(c.certificate for c in loaded.additional_certs))
 
 
 def _load_pkcs12(data: bytes, password: str | None) -> pkcs12.PKCS12KeyAndCertificates | None:

@@ -33,13 +33,14 @@ from pkcs11 import exceptions as p11
 from ..._tty import ask_secret
 from ...errors import CertificateError, ConfigError, KeySourceError
 from ...x509certs import read_certificates, spki
-from ..backend import Digest, KeyBackend, KeyOptions, PublicKey
+from ..backend import CertificateAndChain, Digest, KeyBackend, KeyOptions, PublicKey
 from .module import Module, one_token
 from .objects import (
     TokenCertificate,
     TokenKey,
     certificate_key,
     find_private_keys,
+    key_certificates,
     token_chain,
 )
 from .select import one_certificate, search_certificates, select_key
@@ -83,12 +84,14 @@ class Pkcs11Key(KeyBackend):
         *,
         certificate: x509.Certificate | None = None,
         chain: tuple[x509.Certificate, ...] = (),
+        certificate_uri: Pkcs11Uri | None = None,
     ) -> None:
         self.token = token
         self.key = key
         self.settings = settings
         self.certificate = certificate
         self.chain = chain
+        self.certificate_uri = certificate_uri  # how the certificate was named, if by a URI
         self.description = key.uri(token)
         self._public_key = public_key
         self._generation = token.generation
@@ -118,7 +121,8 @@ class Pkcs11Key(KeyBackend):
             else:
                 session = TokenSession.open(module, one_token(module, key_uri))
             try:
-                return cls._on_token(session, key_uri, pin_uri, entry, file_certificate, options)
+                found_by = (entry, cert_uri)
+                return cls._on_token(session, key_uri, pin_uri, found_by, file_certificate, options)
             except BaseException:
                 session.release()
                 raise
@@ -132,10 +136,11 @@ class Pkcs11Key(KeyBackend):
         session: TokenSession,
         key_uri: Pkcs11Uri,
         pin_uri: Pkcs11Uri,
-        entry: TokenCertificate | None,
+        found_by: tuple[TokenCertificate | None, Pkcs11Uri | None],
         file_certificate: x509.Certificate | None,
         options: KeyOptions,
     ) -> Pkcs11Key:
+        entry, cert_uri = found_by  # the certificate object, and the URI that named it
         certificate = entry.certificate if entry else file_certificate
         expected = certificate_key(certificate) if certificate is not None else None
         key = select_key(session, key_uri, pin_uri, entry, expected)
@@ -151,7 +156,10 @@ class Pkcs11Key(KeyBackend):
             leaf, chain = token_chain(session, leaf, public_key)
         log.debug("private key %s; %d issuer(s) on the token", key.uri(session), len(chain))
         settings = SignSettings(session.mechanisms(), options.reuse_pin, pin_uri)
-        return cls(session, key, public_key, settings, certificate=leaf, chain=chain)
+        return cls(
+            session, key, public_key, settings, certificate=leaf, chain=chain,
+            certificate_uri=cert_uri,
+        )  # fmt: skip
 
     @property
     def public_key(self) -> PublicKey:
@@ -174,6 +182,15 @@ class Pkcs11Key(KeyBackend):
         half = len(raw) // 2
         return encode_dss_signature(
             int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+        )
+
+    def find_certificates(self) -> tuple[CertificateAndChain, ...]:
+        """This key's certificates on the token now, each with its chain from the token: those
+        the certificate URI named (by id/object), else those holding the key's public key. One
+        listing through the session already open (and logged in): no new login."""
+        named, public_key = self.certificate_uri, self._public_key
+        return self.token.run(
+            lambda s: key_certificates(s, named, public_key), "listing the key's certificates"
         )
 
     def _sign_once(self, mechanism: Mechanism, data: bytes) -> bytes:

@@ -203,6 +203,34 @@ def token_chain(
         leaf = max(mine, key=lambda c: c.not_valid_after_utc, default=None)
     if leaf is None:
         return None, ()
-    # a self-signed root is not sent: the service holds it as a trust anchor
-    links = walk_chain(leaf, on_token).links
-    return leaf, tuple(cert for cert in links if not is_self_signed(cert))
+    return leaf, issuers_among(leaf, on_token)
+
+
+def key_certificates(
+    session: Any, named: Pkcs11Uri | None, public_key: PublicKey
+) -> tuple[tuple[x509.Certificate, tuple[x509.Certificate, ...]], ...]:
+    """The certificates that may be the key's, each with its issuers on the token: those
+    ``named`` names by id/object, else those holding ``public_key``. One listing."""
+    listed = find_certificates(session, Pkcs11Uri())
+    on_token = [c.certificate for c in listed]
+    if named is not None and named.selects_object:
+        mine = [c.certificate for c in listed if names(named, c)]
+    else:
+        want = spki(public_key)
+        mine = [c for c in on_token if spki(c.public_key()) == want]
+    return tuple((leaf, issuers_among(leaf, on_token)) for leaf in mine)
+
+
+def issuers_among(
+    leaf: x509.Certificate, certificates: list[x509.Certificate]
+) -> tuple[x509.Certificate, ...]:
+    """The leaf's issuers among ``certificates``, up to (not including) a self-signed root:
+    the service holds the root as a trust anchor."""
+    links = walk_chain(leaf, certificates).links
+    return tuple(cert for cert in links if not is_self_signed(cert))
+
+
+def names(uri: Pkcs11Uri, item: TokenCertificate) -> bool:
+    """Whether the URI's ``id`` and ``object`` (when it has them) are the object's."""
+    same_id = uri.id is None or item.id == uri.id
+    return same_id and (uri.object is None or item.label == uri.object)
