@@ -264,7 +264,7 @@ def test_a_running_mode_signs_the_next_create_session_with_the_renewed_certifica
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    expire_in(emulator.url, 6)  # refreshed once 3 seconds remain
+    expire_in(emulator.url, 4)  # refreshed once 2 seconds remain
     running: Running
     if mode == "serve":
         running = Serving(device, emulator)
@@ -275,8 +275,8 @@ def test_a_running_mode_signs_the_next_create_session_with_the_renewed_certifica
     try:
         first = last_serial(emulator)
         running.settle()
-        before = create_sessions(emulator.url)
         renewed = device.renew("device-renewed")
+        before = create_sessions(emulator.url)  # counted once the new certificate is in place
         assert renewed.serial_number != first
         running.next_session()
         assert create_sessions(emulator.url) == before + 1
@@ -298,10 +298,9 @@ def test_serve_never_uses_another_keys_certificate_nor_one_not_yet_valid(
     try:
         first = last_serial(emulator)
         stranger = renew(pki, new_key("ec-p256").public_key(), cert_path, "live-stranger")
-        for _ in range(2):  # refreshes keep working with the old certificate
-            before = create_sessions(emulator.url)
-            assert serve_until_new_session(running, emulator, before) == first
-        later = renew(pki, key.public_key(), cert_path, "live-later", valid_in=4)
+        before = create_sessions(emulator.url)  # refreshes keep working with the old one
+        assert serve_until_new_session(running, emulator, before) == first
+        later = renew(pki, key.public_key(), cert_path, "live-later", valid_in=3)
         before = create_sessions(emulator.url)
         assert serve_until_new_session(running, emulator, before) == first  # not valid yet
         while (serial := last_serial(emulator)) == first:
