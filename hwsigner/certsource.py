@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,6 +44,9 @@ from .x509rules import chain_to_send
 log = logging.getLogger("hwsigner")
 
 Stamp = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
+# The first CreateSession within this many seconds of opening signs with what opening read (a
+# change meanwhile is seen by the next look: the file stamps were taken before reading).
+JUST_READ = 1.0
 
 
 def stamp(path: str) -> Stamp | None:
@@ -132,6 +136,7 @@ class CertificateSource:
         self._candidates: tuple[Candidate, ...] = ()
         self._told: set[tuple[bytes, str]] = set()
         self._lock = threading.Lock()
+        self._read_at: float | None = time.monotonic()  # when the source was read to open
 
     @classmethod
     def start(cls, opened: OpenedIdentity, files: WatchedFiles) -> CertificateSource:
@@ -142,7 +147,7 @@ class CertificateSource:
             certificate.password = opened.password
             return cls(identity, key, lambda: file_candidates(certificate, intermediates))
         if files.on_token:
-            return cls(identity, key, lambda: token_candidates(key, intermediates))
+            return cls(identity, key, TokenLook(key, intermediates))
         return cls(identity, key)
 
     def current(self, now: datetime | None = None) -> Identity:
@@ -150,6 +155,9 @@ class CertificateSource:
         if self._look is None:
             return self._identity
         with self._lock:
+            read_at, self._read_at = self._read_at, None
+            if read_at is not None and time.monotonic() - read_at < JUST_READ:
+                return self._identity  # a credential-process lists a token's certificates once
             try:
                 found = self._look()
             except HwSignerError as exc:
@@ -219,22 +227,39 @@ def file_candidates(
     return (candidate(found[0], chain, f"file {one_line(certificate.path)}"),)
 
 
-def token_candidates(
-    key: KeyBackend, intermediates: WatchedFile | None
-) -> tuple[Candidate, ...] | None:
-    """The token's certificates for the key, each with its chain (``--intermediates`` wins)."""
-    found = key.find_certificates()
-    if found is None:
-        return None  # a backend that holds no certificates
-    chain = intermediates.certificates() if intermediates is not None else None
-    return tuple(
-        candidate(leaf, chain if chain is not None else own, f"token ({key.description})")
-        for leaf, own in found
-    )
+class TokenLook:
+    """The token's certificates for the key, each with its chain (``--intermediates`` wins);
+    None while the backend finds what it found last time."""
+
+    def __init__(self, key: KeyBackend, intermediates: WatchedFile | None) -> None:
+        self.key = key
+        self.intermediates = intermediates
+        self._last: object = None
+
+    def __call__(self) -> tuple[Candidate, ...] | None:
+        found = self.key.find_certificates()
+        intermediates = self.intermediates
+        if found is None or (
+            found is self._last and not (intermediates and intermediates.changed())
+        ):
+            return None  # no certificates on this backend, or the same as last time
+        self._last = found
+        chain = intermediates.certificates() if intermediates is not None else None
+        where = f"token ({self.key.description})"
+        return tuple(
+            candidate(leaf, chain if chain is not None else own, where) for leaf, own in found
+        )
 
 
 def candidate(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...], where: str) -> Candidate:
     return Candidate(leaf, chain_to_send(leaf, chain), where)
 
 
-__all__ = ["Candidate", "CertificateSource", "WatchedFile", "WatchedFiles", "stamp"]
+__all__ = [
+    "Candidate",
+    "CertificateSource",
+    "TokenLook",
+    "WatchedFile",
+    "WatchedFiles",
+    "stamp",
+]

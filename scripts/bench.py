@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""hwsigner's benchmark suite: start-up, signing cost, hardware operations, serve, end to end.
+"""hwsigner's benchmark suite: start-up, signing cost, hardware operations, live pick-up, serve,
+end to end.
 
     .venv/bin/python scripts/bench.py              # the full run, a few minutes
     .venv/bin/python scripts/bench.py --quick      # every section, few rounds (a smoke run)
@@ -25,12 +26,13 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from bench_lab import Lab
+from bench_pickup import pickup
 from bench_report import Report
 from bench_serve import serve
 from bench_signing import hardware_ops, signing
 from bench_startup import end_to_end, imports, startup
 
-SECTIONS = ("startup", "imports", "signing", "hardware", "serve", "end-to-end")
+SECTIONS = ("startup", "imports", "signing", "hardware", "pickup", "serve", "end-to-end")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def main() -> int:
     report = Report()
     started = time.monotonic()
     with Lab.start() as lab:
-        if {"signing", "hardware", "end-to-end"} & set(wanted):
+        if {"signing", "hardware", "pickup", "end-to-end"} & set(wanted):
             lab.add_softhsm()
             lab.add_swtpm()
         for kind, reason in lab.missing.items():
@@ -75,6 +77,8 @@ def main() -> int:
             signing(lab, report, rounds.signing)
         if "hardware" in wanted:
             hardware_ops(lab, report, rounds.sessions)
+        if "pickup" in wanted:
+            pickup(lab, report, rounds.signing)
         if "serve" in wanted:
             serve(lab, report, rounds.serve_seconds)
         if "end-to-end" in wanted:

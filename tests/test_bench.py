@@ -23,6 +23,7 @@ SECTIONS = (
     "== start-up imports (",
     "== signing in a long-running process (",
     "== hardware operations per CreateSession (",
+    "== live pick-up: the look before each CreateSession (",
     "== serve: credential reads per second (",
     "== credential-process, cache miss, end to end (",
     "== budgets",
@@ -59,6 +60,7 @@ def test_quick_run_prints_every_section_and_leaves_nothing(tmp_path: Path) -> No
         " 8 clients, keep-alive",
         "64 clients, new connection per read",
         "CreateSession calls for the whole run",
+        "file: look at the source (one stat per file)",
         "hwsigner credential-process, file key",
     ):
         assert line in out, line

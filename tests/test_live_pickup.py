@@ -327,6 +327,8 @@ def api_arns() -> dict[str, str]:
 
 
 def open_session(cert: Path, key: Path | None, **extra: object) -> hwsigner.Session:
+    """A session as the long-running modes open it; nothing is sent (``current_identity`` is
+    called as each CreateSession calls it). Its first call, at start, is not a look."""
     settings = hwsigner.Settings(
         certificate=str(cert), private_key=str(key) if key else None, **api_arns(),
         endpoint="http://127.0.0.1:9", **extra,
@@ -393,6 +395,7 @@ def test_a_renewed_pkcs12_file_is_read_with_the_password_that_opened_it(
     write_p12("p12-1")
     monkeypatch.setenv("HWSIGNER_PKCS8_PASSWORD", "p12 pass")
     with open_session(path, None) as session:
+        session.current_identity()  # the first CreateSession, at start
         monkeypatch.delenv("HWSIGNER_PKCS8_PASSWORD")  # asking again would fail: no terminal
         renewed = write_p12("p12-2")
         assert session.current_identity().certificate == renewed
@@ -407,6 +410,7 @@ def test_a_renewed_combo_pem_and_a_new_intermediates_file_are_picked_up(
     combo.write_bytes(pem(pki.issue(key.public_key(), "combo-1")) + key_pem(key))
     chain.write_bytes(pem(pki.issuing[0]))
     with open_session(combo, None, intermediates=str(chain)) as session:
+        session.current_identity()  # the first CreateSession, at start
         renewed = pki.issue(key.public_key(), "combo-2")
         combo.with_name("new").write_bytes(key_pem(key) + pem(renewed))
         os.replace(combo.with_name("new"), combo)

@@ -39,6 +39,7 @@ from .objects import (
     TokenCertificate,
     TokenKey,
     certificate_key,
+    certificate_values,
     find_private_keys,
     key_certificates,
     token_chain,
@@ -92,6 +93,7 @@ class Pkcs11Key(KeyBackend):
         self.certificate = certificate
         self.chain = chain
         self.certificate_uri = certificate_uri  # how the certificate was named, if by a URI
+        self._listed: tuple[tuple[bytes, ...], tuple[CertificateAndChain, ...]] = ((), ())
         self.description = key.uri(token)
         self._public_key = public_key
         self._generation = token.generation
@@ -156,10 +158,8 @@ class Pkcs11Key(KeyBackend):
             leaf, chain = token_chain(session, leaf, public_key)
         log.debug("private key %s; %d issuer(s) on the token", key.uri(session), len(chain))
         settings = SignSettings(session.mechanisms(), options.reuse_pin, pin_uri)
-        return cls(
-            session, key, public_key, settings, certificate=leaf, chain=chain,
-            certificate_uri=cert_uri,
-        )  # fmt: skip
+        return cls(session, key, public_key, settings, certificate=leaf, chain=chain,
+                   certificate_uri=cert_uri)  # fmt: skip
 
     @property
     def public_key(self) -> PublicKey:
@@ -186,12 +186,19 @@ class Pkcs11Key(KeyBackend):
 
     def find_certificates(self) -> tuple[CertificateAndChain, ...]:
         """This key's certificates on the token now, each with its chain from the token: those
-        the certificate URI named (by id/object), else those holding the key's public key. One
-        listing through the session already open (and logged in): no new login."""
-        named, public_key = self.certificate_uri, self._public_key
-        return self.token.run(
-            lambda s: key_certificates(s, named, public_key), "listing the key's certificates"
-        )
+        the certificate URI named (by id/object), else those holding the key's public key.
+        Through the session already open (and logged in): no new login. One search and one
+        read per certificate; parsed, and the chain walked, only when they changed."""
+        named = self.certificate_uri
+        by_key = None if named is not None and named.selects_object else self._public_key
+
+        def look(session: Any) -> tuple[CertificateAndChain, ...]:
+            values = certificate_values(session, named)
+            if values != self._listed[0]:
+                self._listed = (values, key_certificates(session, values, by_key))
+            return self._listed[1]
+
+        return self.token.run(look, "listing the key's certificates")
 
     def _sign_once(self, mechanism: Mechanism, data: bytes) -> bytes:
         try:

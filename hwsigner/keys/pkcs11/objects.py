@@ -206,18 +206,34 @@ def token_chain(
     return leaf, issuers_among(leaf, on_token)
 
 
+def certificate_values(session: Any, named: Pkcs11Uri | None) -> tuple[bytes, ...]:
+    """The DER of each certificate ``named`` names by id/object (every certificate when it names
+    none): one search, and only ``CKA_VALUE`` read, since a renewal may be looked for often."""
+    uri = named if named is not None and named.selects_object else Pkcs11Uri()
+    values = []
+    for obj in search(session, ObjectClass.CERTIFICATE, uri.id, uri.object):
+        try:
+            values.append(bytes(obj[Attribute.VALUE]))
+        except p11.PKCS11Error as exc:
+            log.debug("skipping an unreadable certificate object: %s", type(exc).__name__)
+    return tuple(values)
+
+
 def key_certificates(
-    session: Any, named: Pkcs11Uri | None, public_key: PublicKey
+    session: Any, values: tuple[bytes, ...], public_key: PublicKey | None
 ) -> tuple[tuple[x509.Certificate, tuple[x509.Certificate, ...]], ...]:
-    """The certificates that may be the key's, each with its issuers on the token: those
-    ``named`` names by id/object, else those holding ``public_key``. One listing."""
-    listed = find_certificates(session, Pkcs11Uri())
-    on_token = [c.certificate for c in listed]
-    if named is not None and named.selects_object:
-        mine = [c.certificate for c in listed if names(named, c)]
-    else:
+    """The readable certificates among ``values`` (those holding ``public_key`` when it is
+    given), each with its issuers among every certificate on the token."""
+    mine = []
+    for value in values:
+        try:
+            mine.append(x509.load_der_x509_certificate(value))
+        except ValueError:
+            continue
+    if public_key is not None:
         want = spki(public_key)
-        mine = [c for c in on_token if spki(c.public_key()) == want]
+        mine = [c for c in mine if spki(c.public_key()) == want]
+    on_token = [c.certificate for c in find_certificates(session, Pkcs11Uri())] if mine else []
     return tuple((leaf, issuers_among(leaf, on_token)) for leaf in mine)
 
 
@@ -228,9 +244,3 @@ def issuers_among(
     the service holds the root as a trust anchor."""
     links = walk_chain(leaf, certificates).links
     return tuple(cert for cert in links if not is_self_signed(cert))
-
-
-def names(uri: Pkcs11Uri, item: TokenCertificate) -> bool:
-    """Whether the URI's ``id`` and ``object`` (when it has them) are the object's."""
-    same_id = uri.id is None or item.id == uri.id
-    return same_id and (uri.object is None or item.label == uri.object)
