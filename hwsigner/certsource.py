@@ -164,7 +164,7 @@ class CertificateSource:
                 self._tell(b"", f"cannot look for a renewed certificate: {exc}", logging.INFO)
                 found = None
             if found is not None:
-                self._candidates = found
+                self._candidates = tuple(c for c in found if self._holds_the_key(c))
             self._identity = self._pick(now or datetime.now(timezone.utc))
             return self._identity
 
@@ -188,12 +188,17 @@ class CertificateSource:
             )
         return Identity(best.certificate, best.chain)
 
+    def _holds_the_key(self, candidate: Candidate) -> bool:
+        """Whether the certificate holds the key's public key (checked once per change)."""
+        public_key = public_key_or_none(candidate.certificate)
+        if public_key is not None and spki(public_key) == self._key_spki:
+            return True
+        what = f"from {candidate.where} is not for this key"
+        self._tell(candidate.certificate, what, logging.WARNING)
+        return False
+
     def _usable(self, candidate: Candidate, now: datetime) -> bool:
         cert = candidate.certificate
-        public_key = public_key_or_none(cert)
-        if public_key is None or spki(public_key) != self._key_spki:
-            self._tell(cert, f"from {candidate.where} is not for this key", logging.WARNING)
-            return False
         if now < cert.not_valid_before_utc:
             self._tell(cert, f"is not valid before {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}")
             return False
