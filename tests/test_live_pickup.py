@@ -482,3 +482,27 @@ def test_a_pkcs11_cache_hit_does_not_touch_the_token_and_a_miss_uses_the_renewed
         entry.unlink()  # the next run is a miss
     process_credentials(run_cli("credential-process", *flags))
     assert last_serial(emulator) == renewed.serial_number
+
+
+@pytest.mark.softhsm
+def test_of_two_certificates_for_the_key_on_a_token_the_one_that_expires_last_signs(
+    softhsm: SoftHsm, pki: DevPki
+) -> None:
+    pytest.importorskip("pkcs11")
+    token = softhsm.token()
+    public_key = token.keygen("ec-p256", "01", "device")
+    token.write_cert(pki.issue(public_key, "device-1"), "01", "device")
+    token.write_cert(pki.issuing[0], "10", "issuing-ca")
+    settings = hwsigner.Settings(
+        private_key=token.uri(object="device", pin=True), pkcs11_lib=MODULE, **api_arns(),
+        endpoint="http://127.0.0.1:9",
+    )  # fmt: skip
+    with hwsigner.Session.open(settings) as session:  # the key's URI alone: found by public key
+        first = session.current_identity()
+        longer = pki.issue(public_key, "device-2", days=400)
+        token.write_cert(longer, "01", "device")  # the old one stays, as when a delete failed
+        token.write_cert(pki.issue(public_key, "device-3", days=300), "01", "device")
+        renewed = session.current_identity()
+    assert first.certificate.subject != longer.subject
+    assert renewed.certificate == longer
+    assert renewed.chain == (pki.issuing[0],)
