@@ -6,9 +6,11 @@
 
 Routes: ``POST /sessions`` (CreateSession) and the test hooks under ``/_emulator/``:
 ``GET stats`` (how many CreateSession calls were answered, rejected, failed on purpose),
-``POST fail`` (``{"status": 503, "count": K}``: answer the next K CreateSession calls with
-that status; -1 for ever, 0 to stop), ``POST settings`` (``{"expiresIn": N}``: credentials
-expire N seconds after the clock; null to follow ``durationSeconds``) and ``POST reset``.
+``GET sessions`` (one entry per CreateSession, oldest first: the certificate, the principal
+tags, the decision and its reason), ``POST fail`` (``{"status": 503, "count": K}``: answer the
+next K CreateSession calls with that status; -1 for ever, 0 to stop), ``POST settings``
+(``{"expiresIn": N}``: credentials expire N seconds after the clock; null to follow
+``durationSeconds``) and ``POST reset``.
 Anything else is ``ResourceNotFoundException`` (404).
 """
 
@@ -17,19 +19,24 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from .certs import TrustAnchors
+from .decide import decide
+from .model import Model
 from .rejection import Rejection, bad_request, error_type_for, not_found
 from .responses import create_session_body
-from .verify import Received, verify_create_session
+from .verify import Received, decode_certificate, verify_create_session
 
 log = logging.getLogger("hwsigner")
 
 JSON = "application/json"
+REASON_HEADER = "x-hwsigner-emulator-reason"
+MAX_SESSIONS = 1000  # the oldest entries of GET /_emulator/sessions go first
 
 
 def utcnow() -> datetime:
@@ -49,11 +56,14 @@ class Reply:
 
     @classmethod
     def error(cls, rejection: Rejection) -> Reply:
-        """AWS's error form: the type in ``x-amzn-ErrorType``, ``{"message": ...}`` as the body."""
+        """AWS's error form: the type in ``x-amzn-ErrorType``, ``{"message": ...}`` as the body;
+        the precise reason, on one line, in ``x-hwsigner-emulator-reason``."""
+        reason = rejection.reason.encode("ascii", "replace").decode()
+        reason = " ".join(reason.split())[:1024]
         return cls.json(
             rejection.status,
             {"message": rejection.detail},
-            (("x-amzn-ErrorType", rejection.error_type),),
+            (("x-amzn-ErrorType", rejection.error_type), (REASON_HEADER, reason)),
         )
 
 
@@ -77,13 +87,16 @@ class State:
     last: dict[str, Any] | None = None
     failure: Failure | None = None
     expires_in: int | None = None
+    sessions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SESSIONS))
 
 
 class Emulator:
-    """Verifies CreateSession requests against ``anchors`` at ``clock()``; thread-safe."""
+    """Decides CreateSession requests with ``model`` (or, the short form, ``anchors``: any
+    ARNs) at ``clock()``; thread-safe."""
 
-    def __init__(self, anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow) -> None:
-        self.anchors = anchors
+    def __init__(self, model: Model | TrustAnchors, clock: Callable[[], datetime] = utcnow) -> None:
+        self.model = model if isinstance(model, Model) else Model.short_form(model)
+        self.anchors = self.model.anchors()
         self.clock = clock
         self._lock = threading.Lock()
         self._state = State()
@@ -98,12 +111,13 @@ class Emulator:
             return self._create_session(received)
         except Rejection as rejection:
             log.debug(
-                "%s %s: %d %s: %s",
+                "%s %s: %d %s: %s (%s)",
                 received.method,
                 path[:128],
                 rejection.status,
                 rejection.error_type,
                 rejection.detail,
+                rejection.reason,
             )
             return Reply.error(rejection)
 
@@ -125,9 +139,16 @@ class Emulator:
         now = self.clock()
         try:
             grant = verify_create_session(received, self.anchors, now)
-        except Rejection:
-            self._count("rejected")
+        except Rejection as rejection:
+            self._refused(refused_record(received, rejection))
             raise
+        decision = decide(self.model, grant.certificate, grant.chain, grant.session, now)
+        if decision.refusal is not None:
+            self._refused(decision.record(grant.certificate))
+            raise decision.refusal
+        with self._lock:
+            self._state.sessions.append(decision.record(grant.certificate))
+        grant = replace(grant, session=replace(grant.session, duration=decision.duration))
         body = create_session_body(grant, now, expires_in)
         credentials = body["credentialSet"][0]["credentials"]
         last = {  # no secrets: the access key id names the credentials, it does not unlock them
@@ -149,14 +170,21 @@ class Emulator:
         )
         return Reply.json(201, body)
 
-    def _count(self, name: str) -> None:
+    def _refused(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self._state.counts[name] += 1
+            self._state.counts["rejected"] += 1
+            self._state.sessions.append(record)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._state.sessions)
 
     def _hook(self, method: str, path: str, body: bytes) -> Reply:
         name = path.removeprefix("/_emulator/")
         if (method, name) == ("GET", "stats"):
             return Reply.json(200, self.stats())
+        if (method, name) == ("GET", "sessions"):
+            return Reply.json(200, self.sessions())
         if method == "POST" and name in ("fail", "settings", "reset"):
             data = _hook_json(body)
             with self._lock:
@@ -168,6 +196,28 @@ class Emulator:
                     self._state = State()
             return Reply.json(200, {"ok": True})
         raise not_found(f"No test hook {method[:16]} {path[:128]}")
+
+
+def refused_record(received: Received, rejection: Rejection) -> dict[str, Any]:
+    """A request refused before a decision: what can be said of its certificate, and why."""
+    serial = subject = None
+    try:
+        leaf = decode_certificate(received.single("x-amz-x509", "X-Amz-X509") or "", "")
+        serial, subject = str(leaf.serial_number), leaf.subject.rfc4514_string()
+    except Rejection:
+        pass
+    return {
+        "serialNumber": serial,
+        "subject": subject,
+        "roleArn": None,
+        "principalTags": {},
+        "sourceIdentity": None,
+        "roleSessionName": None,
+        "durationSeconds": None,
+        "instanceProperties": {},
+        "decision": "refused",
+        "reason": rejection.reason,
+    }
 
 
 def planned_failure(data: dict[str, Any]) -> Failure | None:

@@ -26,9 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ..certrules import CURVES, MIN_RSA_BITS, STRONG_HASHES, extension, is_ca, issued_by
 from ..errors import CertificateError
 from ..identity import read_certificates
-from .rejection import access_denied
-
-UNTRUSTED = "Untrusted signing certificate"
+from .rejection import UNTRUSTED, Rejection, access_denied, untrusted
 
 ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
 
@@ -56,19 +54,22 @@ class TrustAnchors:
     def verify_chain(
         self, leaf: x509.Certificate, sent: Sequence[x509.Certificate], now: datetime
     ) -> x509.Certificate:
-        """Walk from ``leaf`` through ``sent`` to an anchor; return the anchor, else reject."""
-        current, unused = leaf, list(sent)
+        """Walk from ``leaf`` through ``sent`` to an anchor; return the anchor, else reject.
+
+        Failures answer with the service's generic message; the reason goes aside."""
+        current, unused, below = leaf, list(sent), 0  # below: CA certificates under ``current``
         while True:
             for anchor in self.certificates:
                 if issued_by(current, anchor):
-                    check_ca(anchor, now, "trust anchor")
+                    check_ca(anchor, now, "trust anchor", below)
                     return anchor
             issuer = next((cert for cert in unused if issued_by(current, cert)), None)
             if issuer is None:
-                raise access_denied(UNTRUSTED)
-            check_ca(issuer, now, "intermediate certificate")
+                subject = current.subject.rfc4514_string()[:200]
+                raise untrusted(f"no trust anchor or sent intermediate issued {subject}")
+            check_ca(issuer, now, "intermediate certificate", below)
             unused.remove(issuer)
-            current = issuer
+            current, below = issuer, below + 1
 
 
 def key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
@@ -79,6 +80,8 @@ def check_leaf(cert: x509.Certificate, now: datetime) -> None:
     """The end-entity rules, then the key the signature is checked with."""
     if cert.version != x509.Version.v3:
         raise access_denied("The signing certificate must be X.509 v3")
+    if extension(cert, x509.BasicConstraints) is None:  # "must include CA: false"
+        raise access_denied("The signing certificate must have basicConstraints with CA:false")
     if is_ca(cert):
         raise access_denied("The signing certificate must not be a CA certificate")
     usage = key_usage(cert)
@@ -94,14 +97,24 @@ def check_leaf(cert: x509.Certificate, now: datetime) -> None:
         raise access_denied("The signing certificate's key must be RSA or EC P-256/P-384/P-521")
 
 
-def check_ca(cert: x509.Certificate, now: datetime, role: str) -> None:
-    if not is_ca(cert):
-        raise access_denied(f"The {role} {cert.subject.rfc4514_string()} is not a CA")
-    usage = key_usage(cert)
-    if usage is not None and not usage.key_cert_sign:
-        raise access_denied(f"The {role}'s key usage must include keyCertSign")
-    check_signature_hash(cert, role)
-    check_validity(cert, now, role)
+def check_ca(cert: x509.Certificate, now: datetime, role: str, below: int = 0) -> None:
+    """A CA of the chain with ``below`` CA certificates under it (RFC 5280 pathLenConstraint)."""
+    try:
+        if not is_ca(cert):
+            raise access_denied(f"The {role} {cert.subject.rfc4514_string()} is not a CA")
+        constraints = extension(cert, x509.BasicConstraints)
+        limit = constraints.path_length if constraints else None
+        if limit is not None and below > limit:
+            raise access_denied(
+                f"The {role}'s pathLenConstraint {limit} allows fewer CAs under it than {below}"
+            )
+        usage = key_usage(cert)
+        if usage is not None and not usage.key_cert_sign:
+            raise access_denied(f"The {role}'s key usage must include keyCertSign")
+        check_signature_hash(cert, role)
+        check_validity(cert, now, role)
+    except Rejection as rejection:
+        raise untrusted(rejection.detail) from None
 
 
 def check_signature_hash(cert: x509.Certificate, role: str) -> None:

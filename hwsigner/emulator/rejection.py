@@ -22,20 +22,33 @@ ERROR_TYPES = {
 }
 
 
-class Rejection(ServiceError):
-    """What the emulator answers instead of credentials; ``detail`` is the body's message."""
+# The service's answer when no trusted chain is found; why goes to the side channel only.
+UNTRUSTED = "Untrusted signing certificate"
 
-    def __init__(self, status: int, error_type: str, detail: str) -> None:
+
+class Rejection(ServiceError):
+    """What the emulator answers instead of credentials; ``detail`` is the body's message and
+    ``reason`` the precise rule broken (the ``--debug`` log and ``x-hwsigner-emulator-reason``)."""
+
+    def __init__(
+        self, status: int, error_type: str, detail: str, reason: str | None = None
+    ) -> None:
         super().__init__(error_type, detail, status=status)
         self.detail = detail
+        self.reason = reason or detail
 
 
 def error_type_for(status: int) -> str:
     return ERROR_TYPES.get(status) or ("ValidationException" if status < 500 else "InternalFailure")
 
 
-def access_denied(detail: str) -> Rejection:
-    return Rejection(403, "AccessDeniedException", detail)
+def access_denied(detail: str, reason: str | None = None) -> Rejection:
+    return Rejection(403, "AccessDeniedException", detail, reason)
+
+
+def untrusted(reason: str) -> Rejection:
+    """A chain the service cannot trust: its generic message, the specific ``reason`` aside."""
+    return Rejection(403, "AccessDeniedException", UNTRUSTED, reason)
 
 
 def not_found(detail: str) -> Rejection:

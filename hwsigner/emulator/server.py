@@ -28,6 +28,7 @@ from types import FrameType
 from ..errors import ConfigError
 from .app import Emulator, Reply, utcnow
 from .certs import TrustAnchors
+from .model import Model, load_model
 from .rejection import Rejection, bad_request, error_type_for
 from .verify import Received
 
@@ -172,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def running(
-    anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow, port: int = 0
+    anchors: TrustAnchors | Model, clock: Callable[[], datetime] = utcnow, port: int = 0
 ) -> Iterator[EmulatorServer]:
     """An emulator serving on a background thread for the ``with`` block; ``.url`` is its URL."""
     server = EmulatorServer.bind(Emulator(anchors, clock), port)
@@ -209,19 +210,19 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (exit 0); the URL is the first line on stdout."""
-    anchors = TrustAnchors.load(args.trust_anchor)
+    model = load_model(args.config, args.trust_anchor)
     clock: Callable[[], datetime] = utcnow
     if args.now:
         fixed = parse_now(args.now)
         clock = lambda: fixed  # noqa: E731
-    server = EmulatorServer.bind(Emulator(anchors, clock), args.port)
+    server = EmulatorServer.bind(Emulator(model, clock), args.port)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
         log.debug(
             "trusting %d CA certificate(s); clock %s",
-            len(anchors.certificates),
+            len(model.anchors().certificates),
             f"fixed at {clock().isoformat()}" if args.now else "system UTC",
         )
         server.serve_forever()
