@@ -56,8 +56,10 @@ def make_ca(
     *,
     now: datetime | None = None,
     days: int = 3650,
+    path_length: int | None = None,
 ) -> x509.Certificate:
-    """A CA certificate: self-signed when ``issuer`` is None."""
+    """A CA certificate: self-signed when ``issuer`` is None; ``path_length``: at most that many
+    CAs under it (RFC 5280 pathLenConstraint)."""
     now = now or datetime.now(timezone.utc)
     issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (name(common_name), key)
     builder = (
@@ -68,7 +70,7 @@ def make_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
@@ -90,20 +92,29 @@ def make_leaf(
     now: datetime | None = None,
     days: int = 365,
     serial: int | None = None,
+    subject: x509.Name | None = None,
+    san: tuple[x509.GeneralName, ...] = (),
+    basic_constraints: bool = True,
 ) -> x509.Certificate:
-    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires."""
+    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires
+    (``subject``, a subjectAltName and no basicConstraints, for tests of the service's rules)."""
     now = now or datetime.now(timezone.utc)
     ca_cert, ca_key = issuer
-    return (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(name(common_name))
+        .subject_name(subject or name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(serial or x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
+    )
+    if basic_constraints:
+        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
+    return (
+        builder.add_extension(
             x509.KeyUsage(True, False, False, False, False, False, False, False, False),
             critical=True,
         )
@@ -114,6 +125,23 @@ def make_leaf(
         )
         .sign(ca_key, hashes.SHA256())
     )
+
+
+def make_crl(
+    issuer: tuple[x509.Certificate, CaKey], serials: tuple[int, ...], *, now: datetime | None = None
+) -> x509.CertificateRevocationList:
+    """A CRL of ``issuer`` revoking ``serials``, valid for a week."""
+    now = now or datetime.now(timezone.utc)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer[0].subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=7))
+    )
+    for serial in serials:
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder.sign(issuer[1], hashes.SHA256())
 
 
 def pem(cert: x509.Certificate) -> bytes:
