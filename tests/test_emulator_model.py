@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -77,6 +77,12 @@ def device(pki: DevPki, cn: str = "dev-1", ou: str | None = "Devices", **kw: obj
 
 @pytest.fixture(scope="module")
 def lab(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    yield from running_lab(pki, tmp_path_factory)
+
+
+def running_lab(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """``hwsigner emulator --config`` with a model of four trust anchors (one disabled, one of
+    another PKI), three profiles, three roles and a CRL; its clock fixed."""
     stranger = DevPki.create(tmp_path_factory.mktemp("stranger"))
     revoked = device(pki, "revoked-1")
     crl = make_crl(pki.issuing, (revoked.identity.certificate.serial_number,))
@@ -123,7 +129,9 @@ def lab(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                     "Arn": ROLE_SOURCE,
                     "AssumeRolePolicyDocument": json.dumps(
                         policy({"ArnEquals": {"aws:SourceArn": TA}})
-                    ).replace("{", "%7B").replace("}", "%7D"),
+                    )
+                    .replace("{", "%7B")
+                    .replace("}", "%7D"),
                 }
             },
             {"Arn": ROLE_OPEN, "MaxSessionDuration": 43200, "AssumeRolePolicyDocument": policy()},
