@@ -351,3 +351,30 @@ def test_the_role_max_session_duration_caps_the_profile(lab: Lab, tmp_path: Path
     finally:
         stop(running.process)
     assert expires_after(response, own) == 7200
+
+
+# --- docs/emulator.md ---------------------------------------------------------------------------
+
+
+def test_the_documented_trust_policy_decides_as_the_page_says() -> None:
+    from hwsigner.emulator.policy import evaluate, parse_policy
+
+    from .helpers import REPO
+
+    page = (REPO / "docs" / "emulator.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in page.split("```json\n")[1:]]
+    (document,) = [json.loads(b) for b in blocks if "x509Subject/OU" in b]
+    statements = parse_policy(document)
+    source = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/ta"
+    actions = ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
+
+    def context(ou: str) -> dict[str, list[str]]:
+        return {"aws:principaltag/x509subject/ou": [ou], "aws:sourcearn": [source]}
+
+    assert evaluate(statements, context("Devices"), actions) == ""
+    why = evaluate(statements, context("Laptops"), actions)
+    assert why == (
+        "no statement allows sts:AssumeRole: Statement[0]: StringEquals "
+        "aws:PrincipalTag/x509Subject/OU ['Devices'] is false (the request has ['Laptops'])"
+    )
+    assert why in " ".join(page.split())

@@ -7,14 +7,17 @@
 
 Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
 ``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``params`` (the
-request's parameters), ``responses`` (the credential set), ``app`` (routes and test hooks) and
-``server`` (HTTP on 127.0.0.1 and ``hwsigner emulator``). See docs/emulator.md.
+request's parameters), ``model`` (trust anchors, profiles, roles and CRLs from a file),
+``policy`` (trust policies), ``decide`` (CreateSession in the service's order, session tags),
+``responses`` (the credential set), ``app`` (routes and test hooks) and ``server`` (HTTP on
+127.0.0.1 and ``hwsigner emulator``). See docs/emulator.md.
 """
 
 from __future__ import annotations
 
 from .app import Emulator, Reply
 from .certs import TrustAnchors
+from .model import Model
 from .rejection import Rejection
 from .server import EmulatorServer, running
 from .verify import Grant, Received, verify_create_session
@@ -23,6 +26,7 @@ __all__ = [
     "Emulator",
     "EmulatorServer",
     "Grant",
+    "Model",
     "Received",
     "Rejection",
     "Reply",
