@@ -58,6 +58,7 @@ class Lab:
     pki: DevPki
     revoked: Device
     model: Path
+    forged: Device | None = None  # listed by a CRL under the issuing CA's name, not its key
 
 
 def subject(cn: str, ou: str | None = "Devices") -> x509.Name:
@@ -86,6 +87,9 @@ def running_lab(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stranger = DevPki.create(tmp_path_factory.mktemp("stranger"))
     revoked = device(pki, "revoked-1")
     crl = make_crl(pki.issuing, (revoked.identity.certificate.serial_number,))
+    forged = device(pki, "forged-1")
+    impostor = (pki.issuing[0], stranger.issuing[1])  # the issuing CA's name, another key
+    forged_crl = make_crl(impostor, (forged.identity.certificate.serial_number,))
     model = {
         "trustAnchors": [
             anchor(TA, pki.root[0]),
@@ -136,13 +140,16 @@ def running_lab(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             },
             {"Arn": ROLE_OPEN, "MaxSessionDuration": 43200, "AssumeRolePolicyDocument": policy()},
         ],
-        "crls": [{"trustAnchorArn": TA, "enabled": True, "crlData": make_crl_pem(crl)}],
+        "crls": [
+            {"trustAnchorArn": TA, "enabled": True, "crlData": make_crl_pem(crl)},
+            {"trustAnchorArn": TA, "crlData": make_crl_pem(forged_crl)},
+        ],
     }
     path = tmp_path_factory.mktemp("model") / "model.json"
     path.write_text(json.dumps(model))
     now = datetime.now(timezone.utc).replace(microsecond=0)
     running = start_emulator(extra=("--config", str(path), "--now", now.isoformat()))
-    yield Lab(Emu(running.url, now), pki, revoked, path)
+    yield Lab(Emu(running.url, now), pki, revoked, path, forged)
     stop(running.process)
 
 
@@ -223,6 +230,11 @@ def test_a_certificate_the_crl_revokes_is_refused(lab: Lab) -> None:
 
 def test_the_crl_applies_only_to_its_trust_anchor(lab: Lab) -> None:
     granted(ask(lab, lab.revoked, trust_anchor=TA_OTHER))
+
+
+def test_a_crl_its_issuer_did_not_sign_revokes_nothing(lab: Lab) -> None:
+    assert lab.forged is not None
+    granted(ask(lab, lab.forged))
 
 
 # --- the certificate rules the model's issue found accepted -------------------------------------

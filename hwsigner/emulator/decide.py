@@ -17,6 +17,7 @@ precise reason is ``refusal.reason``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -128,36 +129,40 @@ def check_trust_anchor(
         TrustAnchors(anchor.certificates).verify_chain(leaf, chain, now)
     except Rejection as rejection:
         raise untrusted(f"no chain to the trust anchor {arn}: {rejection.reason}") from None
-    for crl in model.crls:
-        if crl.enabled and crl.trust_anchor_arn in (None, arn):
-            for cert in (leaf, *chain):
-                if revoked_by(crl.crl, cert, (*chain, *anchor.certificates)):
-                    raise access_denied(
-                        REVOKED,
-                        f"serial {cert.serial_number} ({cert.subject.rfc4514_string()[:200]}) "
-                        f"is revoked by the CRL of {crl.crl.issuer.rfc4514_string()[:200]}",
-                    )
+    crls = [c.crl for c in model.crls if c.enabled and c.trust_anchor_arn in (None, arn)]
+    check_revocation(crls, leaf, chain, anchor.certificates)
 
 
-def revoked_by(
-    crl: x509.CertificateRevocationList,
-    cert: x509.Certificate,
-    issuers: tuple[x509.Certificate, ...],
-) -> bool:
-    """A CRL applies to the certificates its issuer issued, and counts only if it signed it."""
-    if (
-        crl.issuer != cert.issuer
-        or crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None
-    ):
-        return False
-    for issuer in issuers:
-        if issuer.subject == crl.issuer:
-            try:
-                if crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                    return True
-            except TypeError:
+def check_revocation(
+    crls: Sequence[x509.CertificateRevocationList],
+    leaf: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+) -> None:
+    """Refuse a leaf or intermediate that a CRL of its issuer lists; a CRL counts only if that
+    issuer signed it. (The one place to point at a shared CRL module, such as ``--crl``'s.)"""
+    issuers = (*chain, *anchors)
+    for cert in (leaf, *chain):
+        for crl in crls:
+            if crl.issuer != cert.issuer:
                 continue
-    return False
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None:
+                continue
+            if any(signed_crl(crl, issuer) for issuer in issuers):
+                raise access_denied(
+                    REVOKED,
+                    f"serial {cert.serial_number} ({cert.subject.rfc4514_string()[:200]}) is "
+                    f"revoked by the CRL of {crl.issuer.rfc4514_string()[:200]}",
+                )
+
+
+def signed_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    if issuer.subject != crl.issuer:
+        return False
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except TypeError:  # a key type that cannot sign CRLs
+        return False
 
 
 def check_profile_and_role(
