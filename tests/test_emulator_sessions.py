@@ -206,3 +206,18 @@ def test_a_bad_model_is_one_line_naming_the_place(
 def test_config_and_trust_anchor_are_not_both_taken(lab: Lab) -> None:
     result = run_cli("emulator", "--config", lab.model, "--trust-anchor", lab.pki.root_cert)
     assert_one_line_error(result, "--config and --trust-anchor")
+
+
+def test_the_debug_log_says_why(lab: Lab) -> None:
+    running = start_emulator(
+        extra=("--config", str(lab.model), "--now", lab.emu.now.isoformat(), "--debug")
+    )
+    try:
+        own = Lab(Emu(running.url, lab.emu.now), lab.pki, lab.revoked, lab.model)
+        response = ask(own, tagged_device(lab.pki), roleSessionName="ci-7")
+    finally:
+        running.process.terminate()
+        _, err = running.process.communicate(timeout=30)
+    assert response.status == 403
+    assert "Not authorized to set roleSessionName. (the profile" in err
+    assert "acceptRoleSessionName false" in err
