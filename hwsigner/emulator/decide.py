@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from .certs import TrustAnchors, check_leaf
-from .model import Model, Profile
+from .model import DEFAULT_MAPPING, Model, Profile
 from .params import SessionRequest
 from .policy import evaluate
 from .rejection import Rejection, access_denied, bad_request, untrusted
@@ -215,7 +215,7 @@ def policy_context(session: SessionRequest, tags: Tags, identity: str) -> dict[s
 
 def principal_tags(cert: x509.Certificate, profile: Profile | None) -> Tags:
     """The session tags the profile's attribute mapping (or the default one) makes."""
-    mapping = profile.mapping if profile else Profile("", True, ()).mapping
+    mapping = profile.mapping if profile else DEFAULT_MAPPING
     tags: dict[str, str] = {}
     for field, specifiers in mapping:
         for specifier in specifiers:
