@@ -266,7 +266,7 @@ def test_a_chain_longer_than_the_roots_path_length_is_refused(
     if allowed:
         granted(response)
     else:
-        refused(response, 403, "AccessDeniedException", "Untrusted", "pathLenConstraint 0")
+        refused(response, 403, "AccessDeniedException", "Untrusted", "constraint allows 0")
 
 
 # --- profiles -----------------------------------------------------------------------------------

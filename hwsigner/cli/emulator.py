@@ -71,7 +71,7 @@ def run_check(args: argparse.Namespace) -> int:
     from ..emulator.decide import check_offline
     from ..emulator.model import Model
     from ..emulator.server import parse_now
-    from ..identity import read_certificates
+    from ..x509certs import read_certificates
 
     model = Model.load(args.config)
     leaf, *sent = read_certificates(args.certificate, "--certificate")

@@ -22,9 +22,8 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
-from ..certrules import is_ca
 from ..errors import ConfigError
-from ..identity import read_bytes
+from ..x509certs import is_ca, read_bytes
 from .certs import TrustAnchors
 from .policy import Statement, parse_policy
 
