@@ -190,6 +190,7 @@ def test_check_takes_the_profiles_only_role(lab: Lab, tmp_path: Path) -> None:
         ),
         (lambda m: m["crls"][0].update(crlData="nope"), "crls[0].crlData"),
         (lambda m: m["trustAnchors"][0]["source"].update(sourceType="AWS_ACM_PCA"), "sourceType"),
+        (lambda m: m["roles"].append(m["roles"][0]), "roles names an ARN twice"),
     ],
 )
 def test_a_bad_model_is_one_line_naming_the_place(

@@ -100,12 +100,20 @@ class Model:
     def parse(cls, data: object) -> Model:
         top = Node(data, "")
         top.obj()
-        return cls(
+        model = cls(
             tuple(trust_anchor(node) for node in top.get("trustAnchors").items()),
             tuple(profile(node) for node in top.get("profiles").items()),
             tuple(role(node) for node in top.get("roles").items()),
             tuple(crl(node) for node in top.get("crls").items()),
         )
+        for name, arns in (
+            ("trustAnchors", [a.arn for a in model.trust_anchors]),
+            ("profiles", [p.arn for p in model.profiles]),
+            ("roles", [r.arn for r in model.roles]),
+        ):
+            if len(set(arns)) != len(arns):
+                raise top.get(name).fail("names an ARN twice")
+        return model
 
     def anchors(self) -> TrustAnchors:
         """Every CA of every trust anchor: what a chain must reach before the ARN is looked at."""
