@@ -374,9 +374,8 @@ def test_the_documented_trust_policy_decides_as_the_page_says() -> None:
     from .helpers import REPO
 
     page = (REPO / "docs" / "emulator.md").read_text()
-    blocks = [b.split("```", 1)[0] for b in page.split("```json\n")[1:]]
-    (document,) = [json.loads(b) for b in blocks if "x509Subject/OU" in b]
-    statements = parse_policy(document)
+    heredoc = page.split("cat > trust-policy.json <<'END'\n", 1)[1].split("\nEND\n", 1)[0]
+    statements = parse_policy(json.loads(heredoc))
     source = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/ta"
     actions = ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
 
