@@ -7,10 +7,10 @@
 
 Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
 ``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``params`` (the
-request's parameters), ``model`` (trust anchors, profiles, roles and CRLs from a file),
-``policy`` (trust policies), ``decide`` (CreateSession in the service's order, session tags),
-``responses`` (the credential set), ``app`` (routes and test hooks) and ``server`` (HTTP on
-127.0.0.1 and ``hwsigner emulator``). See docs/emulator.md.
+request's parameters, and ``Rejection``), ``model`` (trust anchors, profiles, roles and CRLs
+from a file), ``policy`` (trust policies), ``decide`` (CreateSession in the service's order,
+session tags), ``app`` (routes, test hooks and the credential set) and ``server`` (HTTP on
+127.0.0.1; the command is in ``hwsigner.cli.daemons``). See docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from .app import Emulator, Reply
 from .certs import TrustAnchors
 from .model import Model
-from .rejection import Rejection
+from .params import Rejection
 from .server import EmulatorServer, running
 from .verify import Grant, Received, verify_create_session
 

@@ -21,7 +21,7 @@ from cryptography import x509
 from ..errors import CertificateError
 from ..x509certs import is_ca, read_certificates
 from ..x509rules import UNTRUSTED, broken_rules, chain_broken, walk_chain
-from .rejection import access_denied, untrusted
+from .params import access_denied, untrusted
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ from cryptography.x509.oid import NameOID
 
 from .certs import TrustAnchors, check_leaf
 from .model import DEFAULT_MAPPING, Model, Profile
-from .params import SessionRequest
-from .policy import evaluate
-from .rejection import Rejection, access_denied, bad_request, untrusted
+from .params import Rejection, SessionRequest, access_denied, bad_request, untrusted
+from .policy import evaluate, policy_context
+from .verify import Received, decode_certificate
 
 # The RDNs Roles Anywhere maps from Subject and Issuer ("/C, /O, /OU, /ST, /L, and /CN",
 # https://docs.aws.amazon.com/rolesanywhere/latest/userguide/workload-identities.html).
@@ -196,23 +196,6 @@ def check_profile_and_role(
     return min(session.duration, profile.duration, role.max_duration)
 
 
-def policy_context(session: SessionRequest, tags: Tags, identity: str) -> dict[str, list[str]]:
-    """The keys Roles Anywhere's AssumeRole carries: the mapped attributes as principal (and
-    request) tags, ``aws:SourceArn`` the trust anchor (docs: attribute-mapping-and-trust-
-    policy.html), ``sts:SourceIdentity`` the subject's CN (trust-model.html)."""
-    context: dict[str, list[str]] = {"aws:sourcearn": [session.trust_anchor_arn]}
-    for key, value in tags:
-        context[f"aws:principaltag/{key}".lower()] = [value]
-        context[f"aws:requesttag/{key}".lower()] = [value]
-    if tags:
-        context["aws:tagkeys"] = [key for key, _ in tags]
-    if identity:
-        context["sts:sourceidentity"] = [identity]
-    if session.role_session_name:
-        context["sts:rolesessionname"] = [session.role_session_name]
-    return context
-
-
 def principal_tags(cert: x509.Certificate, profile: Profile | None) -> Tags:
     """The session tags the profile's attribute mapping (or the default one) makes."""
     mapping = profile.mapping if profile else DEFAULT_MAPPING
@@ -268,6 +251,29 @@ def san_values(cert: x509.Certificate, specifier: str) -> dict[str, str]:
     return {}
 
 
+def refused_record(received: Received, rejection: Rejection) -> dict[str, object]:
+    """The sessions entry of a request refused before a decision: its certificate, if readable."""
+    serial = subject = None
+    try:
+        leaf = decode_certificate(received.single("x-amz-x509", "X-Amz-X509") or "", "")
+        serial, subject = str(leaf.serial_number), leaf.subject.rfc4514_string()
+    except Rejection:
+        pass
+    empty: dict[str, str] = {}
+    return {
+        "serialNumber": serial,
+        "subject": subject,
+        "roleArn": None,
+        "principalTags": empty,
+        "sourceIdentity": None,
+        "roleSessionName": None,
+        "durationSeconds": None,
+        "instanceProperties": empty,
+        "decision": "refused",
+        "reason": rejection.reason,
+    }
+
+
 def source_identity(cert: x509.Certificate) -> str:
     """ "Sessions issued by IAM Roles Anywhere have the source identity set to the common
     name(s) (CN) of the subject(s)" (trust-model.html); the emulator answers ``CN=<name>``."""
@@ -275,4 +281,4 @@ def source_identity(cert: x509.Certificate) -> str:
     return f"CN={names[0].value!s}" if names else ""
 
 
-__all__ = ["Decision", "check_offline", "decide", "principal_tags"]
+__all__ = ["Decision", "check_offline", "decide", "principal_tags", "refused_record"]

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .params import SessionRequest
+
 # "you must create a trust relationship with the IAM Roles Anywhere service principal
 # rolesanywhere.amazonaws.com" (https://docs.aws.amazon.com/rolesanywhere/latest/userguide/
 # trust-model.html)
@@ -47,6 +49,25 @@ class Statement:
     for_roles_anywhere: bool  # the principal covers the Roles Anywhere service
     actions: tuple[str, ...]
     conditions: tuple[Condition, ...]
+
+
+def policy_context(
+    session: SessionRequest, tags: Sequence[tuple[str, str]], identity: str
+) -> dict[str, list[str]]:
+    """The keys Roles Anywhere's AssumeRole carries: the mapped attributes as principal (and
+    request) tags, ``aws:SourceArn`` the trust anchor (docs: attribute-mapping-and-trust-
+    policy.html), ``sts:SourceIdentity`` the subject's CN (trust-model.html)."""
+    context: dict[str, list[str]] = {"aws:sourcearn": [session.trust_anchor_arn]}
+    for key, value in tags:
+        context[f"aws:principaltag/{key}".lower()] = [value]
+        context[f"aws:requesttag/{key}".lower()] = [value]
+    if tags:
+        context["aws:tagkeys"] = [key for key, _ in tags]
+    if identity:
+        context["sts:sourceidentity"] = [identity]
+    if session.role_session_name:
+        context["sts:rolesessionname"] = [session.role_session_name]
+    return context
 
 
 def parse_policy(document: Mapping[str, Any]) -> tuple[Statement, ...]:
@@ -188,4 +209,11 @@ def arn_like(pattern: str, value: str) -> bool:
     return len(wanted) == len(got) == 6 and all(map(like, wanted, got))
 
 
-__all__ = ["SERVICE_PRINCIPAL", "Condition", "Statement", "evaluate", "parse_policy"]
+__all__ = [
+    "SERVICE_PRINCIPAL",
+    "Condition",
+    "Statement",
+    "evaluate",
+    "parse_policy",
+    "policy_context",
+]

@@ -1,0 +1,191 @@
+"""Keep one set of credentials fresh for many readers: ``serve``, ``update`` and boto3 sessions.
+
+    >>> session = Session.open(settings)                              # doctest: +SKIP
+    >>> keeper = CredentialKeeper(session.fetch, initial=session.fetch())  # doctest: +SKIP
+    >>> keeper.get()              # the same credentials until 10 minutes remain  # doctest: +SKIP
+    Credentials(access_key_id='ASIA...', expiration='...')
+
+The rules, whatever the number of threads asking:
+
+- credentials are *fresh* while more than ``refresh_margin`` remains, and *usable* while more
+  than ``expiry_margin`` remains. For short-lived credentials (lifetime under twice the
+  refresh margin) the margins shrink to half the lifetime and a quarter of it, so that
+  credentials are never due for a refresh the moment they arrive;
+- fresh credentials are returned as they are;
+- otherwise one caller refreshes (single flight); the others get the current credentials at
+  once while they are usable, or wait for that caller's result when they are not;
+- a failed refresh keeps the last good credentials while they are usable, and the next attempt
+  waits a capped, doubling pause, so a failing service is not hammered;
+- when nothing usable is left, ``get`` raises: never empty or expired credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from ..credentials import Credentials, format_time
+from ..errors import HwSignerError
+from . import KEEPER_REFRESH_MARGIN, LAST_GOOD_MARGIN
+
+log = logging.getLogger("hwsigner")
+
+Fetch = Callable[[], Credentials]
+Clock = Callable[[], datetime]
+
+REFRESH_MARGIN = timedelta(seconds=KEEPER_REFRESH_MARGIN)
+EXPIRY_MARGIN = timedelta(seconds=LAST_GOOD_MARGIN)
+RETRY_BASE = timedelta(seconds=1)
+RETRY_CAP = timedelta(seconds=60)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CredentialKeeper:
+    """The current credentials and the one-at-a-time refresh of them; safe across threads."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        initial: Credentials | None = None,
+        refresh_margin: timedelta = REFRESH_MARGIN,
+        expiry_margin: timedelta = EXPIRY_MARGIN,
+        retry_base: timedelta = RETRY_BASE,
+        retry_cap: timedelta = RETRY_CAP,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.refresh_margin = refresh_margin
+        self.expiry_margin = min(expiry_margin, refresh_margin / 2)
+        self._fetch = fetch
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._clock = clock
+        self._refresh_lock = threading.Lock()
+        self._current = initial
+        self._updated = clock() if initial is not None else None
+        self._attempts = 0
+        self._failures = 0
+        self._error: HwSignerError | None = None
+        self._retry_at: datetime | None = None
+
+    @property
+    def current(self) -> Credentials | None:
+        """The last good credentials, usable or not (``None`` before the first success)."""
+        return self._current
+
+    @property
+    def last_updated(self) -> datetime | None:
+        """When the current credentials were obtained."""
+        return self._updated
+
+    @property
+    def last_error(self) -> HwSignerError | None:
+        """Why the latest refresh failed; ``None`` once one succeeds."""
+        return self._error
+
+    def get(self) -> Credentials:
+        """Usable credentials, refreshed as the rules say; raises when there are none."""
+        now = self._clock()
+        fresh = self._fresh(now)
+        if fresh is not None:
+            return fresh
+        seen = self._attempts
+        if self._refresh_lock.acquire(blocking=False):
+            try:
+                self._refresh_if_due(seen)
+            finally:
+                self._refresh_lock.release()
+            return self._usable_or_raise()
+        usable = self._usable(now)
+        if usable is not None:
+            return usable  # another caller is refreshing
+        with self._refresh_lock:
+            self._refresh_if_due(seen)
+        return self._usable_or_raise()
+
+    def seconds_to_refresh(self) -> float:
+        """How long until ``get`` will try to refresh (0 when due): for loops that sleep."""
+        now = self._clock()
+        due = now
+        if self._current is not None:
+            due = self._current.expiration - self._margins(self._current)[0]
+        if self._retry_at is not None:
+            due = max(due, self._retry_at)
+        return max((due - now).total_seconds(), 0.0)
+
+    def _margins(self, credentials: Credentials) -> tuple[timedelta, timedelta]:
+        """(refresh margin, expiry margin), shrunk for credentials that live only briefly."""
+        lifetime = credentials.expiration - (self._updated or credentials.expiration)
+        refresh = min(self.refresh_margin, lifetime / 2)
+        return refresh, min(self.expiry_margin, refresh / 2)
+
+    def _fresh(self, now: datetime) -> Credentials | None:
+        """The current credentials if they need no refresh yet."""
+        current = self._current
+        if current is not None and current.remaining(now) > self._margins(current)[0]:
+            return current
+        return None
+
+    def _usable(self, now: datetime) -> Credentials | None:
+        """The current credentials if they may still be handed out."""
+        current = self._current
+        if current is not None and current.remaining(now) > self._margins(current)[1]:
+            return current
+        return None
+
+    def _refresh_if_due(self, seen: int) -> None:
+        """Refresh unless another caller already tried since ``seen``, or a retry is not due."""
+        now = self._clock()
+        if self._attempts != seen or self._fresh(now) is not None:
+            return
+        if self._retry_at is not None and now < self._retry_at:
+            return
+        self._attempts += 1
+        try:
+            fresh = self._fetch()
+        except HwSignerError as exc:
+            self._failed(exc, now)
+            return
+        self._current, self._updated = fresh, self._clock()
+        self._failures, self._error, self._retry_at = 0, None, None
+        log.info(
+            "new credentials %s, valid until %s",
+            fresh.access_key_id,
+            format_time(fresh.expiration),
+        )
+
+    def _failed(self, error: HwSignerError, now: datetime) -> None:
+        self._failures += 1
+        self._error = error
+        pause = min(self._retry_cap, self._retry_base * 2 ** (self._failures - 1))
+        self._retry_at = now + pause
+        usable = self._usable(now)
+        if usable is not None:
+            until = format_time(usable.expiration)
+            keeping = f"keeping the current credentials, valid until {until}"
+        else:
+            keeping = "no valid credentials left"
+        log.warning(
+            "refreshing credentials failed: %s; %s; next try in %ds",
+            error,
+            keeping,
+            pause.total_seconds(),
+        )
+
+    def _usable_or_raise(self) -> Credentials:
+        usable = self._usable(self._clock())
+        if usable is not None:
+            return usable
+        reason = f": {self._error}" if self._error else ""
+        raise HwSignerError(
+            f"no valid credentials{reason}",
+            hint=self._error.hint if self._error else None,
+        )
+
+
+__all__ = ["CredentialKeeper"]
