@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
 
+from .._safe import load_json
 from ..errors import ConfigError
 from ..x509certs import is_ca, read_bytes
 from .certs import TrustAnchors
@@ -88,8 +88,8 @@ class Model:
     @classmethod
     def load(cls, path: str) -> Model:
         try:
-            data = json.loads(read_bytes(path, "model", "--config"))
-        except (ValueError, RecursionError):
+            data = load_json(read_bytes(path, "model", "--config"))
+        except ValueError:
             raise ConfigError(f"{path} is not JSON", hint="the model is one JSON object") from None
         try:
             return cls.parse(data)
@@ -223,8 +223,8 @@ def role(node: Node) -> Role:
     document = node.get("AssumeRolePolicyDocument")
     if isinstance(document.value, str):  # IAM's API gives it URL-encoded; the CLI decoded
         try:
-            document = Node(json.loads(unquote(document.value)), document.path)
-        except (ValueError, RecursionError):
+            document = Node(load_json(unquote(document.value)), document.path)
+        except ValueError:
             raise document.fail("is not a JSON policy document") from None
     try:
         statements = parse_policy(document.obj())
