@@ -97,14 +97,12 @@ def make_leaf(
     days: int = 365,
     serial: int | None = None,
     subject: x509.Name | None = None,
-    san: tuple[x509.GeneralName, ...] = (),
-    basic_constraints: bool = True,
 ) -> x509.Certificate:
-    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires
-    (``subject``, a subjectAltName and no basicConstraints, for tests of the service's rules)."""
+    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires;
+    ``subject`` replaces ``O=hwsigner dev, CN=<common_name>``."""
     now = now or datetime.now(timezone.utc)
     ca_cert, ca_key = issuer
-    builder = (
+    return (
         x509.CertificateBuilder()
         .subject_name(subject or name(common_name))
         .issuer_name(ca_cert.subject)
@@ -112,13 +110,8 @@ def make_leaf(
         .serial_number(serial or x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
-    )
-    if basic_constraints:
-        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
-    return (
-        builder.add_extension(
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
             x509.KeyUsage(True, False, False, False, False, False, False, False, False),
             critical=True,
         )
@@ -129,23 +122,6 @@ def make_leaf(
         )
         .sign(ca_key, hashes.SHA256())
     )
-
-
-def make_crl(
-    issuer: tuple[x509.Certificate, CaKey], serials: tuple[int, ...], *, now: datetime | None = None
-) -> x509.CertificateRevocationList:
-    """A CRL of ``issuer`` revoking ``serials``, valid for a week."""
-    now = now or datetime.now(timezone.utc)
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer[0].subject)
-        .last_update(now - timedelta(minutes=5))
-        .next_update(now + timedelta(days=7))
-    )
-    for serial in serials:
-        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
-        builder = builder.add_revoked_certificate(revoked.build())
-    return builder.sign(issuer[1], hashes.SHA256())
 
 
 def pem(cert: x509.Certificate) -> bytes:

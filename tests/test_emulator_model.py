@@ -7,22 +7,32 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hwsigner.devpki import DevPki, make_ca, make_crl, make_leaf, pem
+from hwsigner.devpki import CaKey, DevPki, make_ca, pem
 from hwsigner.identity import Identity
 from hwsigner.keys.file import FileKey
 from hwsigner.transport import Response
 
 from .conftest import start_emulator, stop
 from .helpers import ACCOUNT, REGION
-from .test_emulator_rules import Device, Emu, granted, refused, send, session_url, signed
+from .test_emulator_rules import (
+    DIGITAL_SIGNATURE,
+    Device,
+    Emu,
+    granted,
+    refused,
+    send,
+    session_url,
+    signed,
+)
 
 RA = f"arn:aws:rolesanywhere:{REGION}:{ACCOUNT}"
 TA, TA_OTHER, TA_OFF, TA_STRANGER = (
@@ -68,12 +78,66 @@ def subject(cn: str, ou: str | None = "Devices") -> x509.Name:
     return x509.Name([*parts, x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def device(pki: DevPki, cn: str = "dev-1", ou: str | None = "Devices", **kw: object) -> Device:
+def make_leaf(
+    public_key: ec.EllipticCurvePublicKey,
+    issuer: tuple[x509.Certificate, CaKey],
+    name: x509.Name,
+    *,
+    san: tuple[x509.GeneralName, ...] = (),
+    basic_constraints: bool = True,
+) -> x509.Certificate:
+    """A leaf of ``issuer`` with keyUsage digitalSignature, a subjectAltName, and with or
+    without basicConstraints CA:FALSE."""
+    now = datetime.now(timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer[0].subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(DIGITAL_SIGNATURE, critical=True)
+    )
+    if basic_constraints:
+        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
+    return builder.sign(issuer[1], hashes.SHA256())
+
+
+def make_crl(
+    issuer: tuple[x509.Certificate, CaKey], serials: tuple[int, ...]
+) -> x509.CertificateRevocationList:
+    """A CRL of ``issuer`` revoking ``serials``."""
+    now = datetime.now(timezone.utc)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer[0].subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=7))
+    )
+    for serial in serials:
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder.sign(issuer[1], hashes.SHA256())
+
+
+def device(
+    pki: DevPki,
+    cn: str = "dev-1",
+    ou: str | None = "Devices",
+    *,
+    issuer: tuple[x509.Certificate, CaKey] | None = None,
+    chain: tuple[x509.Certificate, ...] | None = None,
+    basic_constraints: bool = True,
+) -> Device:
     key = ec.generate_private_key(ec.SECP256R1())
-    issuer = kw.pop("issuer", pki.issuing)
-    chain = kw.pop("chain", (pki.issuing[0],))
-    cert = make_leaf(key.public_key(), cn, issuer, subject=subject(cn, ou), **kw)  # type: ignore[arg-type]
-    return Device(Identity(cert, chain), FileKey(key))  # type: ignore[arg-type]
+    name = subject(cn, ou)
+    cert = make_leaf(
+        key.public_key(), issuer or pki.issuing, name, basic_constraints=basic_constraints
+    )
+    return Device(Identity(cert, chain or (pki.issuing[0],)), FileKey(key))
 
 
 @pytest.fixture(scope="module")

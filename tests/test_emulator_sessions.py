@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hwsigner.devpki import DevPki, make_leaf, pem
+from hwsigner.devpki import DevPki, pem
 from hwsigner.identity import Identity
 from hwsigner.keys.file import FileKey
 from hwsigner.sigv4x509 import Request
@@ -29,6 +29,7 @@ from .test_emulator_model import (
     TA,
     Lab,
     ask,
+    make_leaf,
     running_lab,
 )
 from .test_emulator_rules import Device, Emu, send, signed
@@ -56,7 +57,7 @@ def tagged_device(pki: DevPki) -> Device:
             x509.NameAttribute(NameOID.COMMON_NAME, "dev-9"),
         ]
     )
-    cert = make_leaf(key.public_key(), "dev-9", pki.issuing, subject=name, san=SAN)
+    cert = make_leaf(key.public_key(), pki.issuing, name, san=SAN)
     return Device(Identity(cert, (pki.issuing[0],)), FileKey(key))
 
 
