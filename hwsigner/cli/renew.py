@@ -1,0 +1,240 @@
+"""``hwsigner renew``: a new certificate for the same key, installed where the old one is.
+
+    $ hwsigner renew --certificate device.pem --private-key device.tss2 \\
+        --exec 'openssl x509 -req -CA ca.pem -CAkey ca.key -days 90 -copy_extensions copy' \\
+        --if-expiring-within 30
+    renewed: serial 4242, notAfter 2027-03-01T12:00:00Z
+    $ hwsigner renew --certificate 'pkcs11:token=dev;object=ra' \\
+        --private-key 'pkcs11:token=dev;object=ra' --pca-arn arn:aws:acm-pca:... \\
+        --trust-anchor-arn ... --profile-arn ... --role-arn ... --verify
+
+stdout is one line: ``renewed: serial S, notAfter T`` or ``not due: expires in N days``.
+Any failure is one line on stderr, exit status 1, and the old certificate untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .options import add_key_flags
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ..credentials import Credentials
+    from ..identity import Identity
+    from ..keys import KeyBackend
+    from ..provision.renew import Issued
+    from ..rolesanywhere import SessionParams
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_key_flags(parser)
+    add = parser.add_argument
+    add("--intermediates", metavar="PEM", help="intermediate CA certificates (PEM bundle)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--exec",
+        dest="exec_command",
+        metavar="COMMAND",
+        help="a CA command run by /bin/sh: the request (PEM) on stdin, the certificate on stdout",
+    )
+    source.add_argument("--pca-arn", metavar="ARN", help="issue with this AWS Private CA")
+    add("--pca-template-arn", metavar="ARN", help="Private CA template (default: the CA's)")
+    add(
+        "--validity-days",
+        type=int,
+        metavar="N",
+        help="validity to ask for (Private CA default: the current certificate's; --exec "
+        "gets it as $HWSIGNER_VALIDITY_DAYS)",
+    )
+    add(
+        "--if-expiring-within",
+        type=int,
+        metavar="DAYS",
+        help="renew only when the certificate expires within DAYS days (else exit 0)",
+    )
+    add("--subject", help="subject of the request (default: the current certificate's)")
+    add("--trust-anchor-arn", metavar="ARN", help="Roles Anywhere trust anchor (session, --verify)")
+    add("--profile-arn", metavar="ARN", help="Roles Anywhere profile")
+    add("--role-arn", metavar="ARN", help="role of the device's own session")
+    add(
+        "--session-duration",
+        type=int,
+        default=900,
+        metavar="SECONDS",
+        help="duration of that session (default 900)",
+    )
+    add("--role-session-name", metavar="NAME", help="role session name")
+    add("--region", help="signing region (default: the trust anchor's)")
+    add("--endpoint", metavar="URL", help="CreateSession endpoint (default: by region)")
+    add("--no-verify-ssl", action="store_true", help="do not verify the endpoint's TLS")
+    add(
+        "--verify",
+        action="store_true",
+        help="install only if the new certificate gets credentials from the endpoint",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from ..identity import read_certificate_file
+    from ..provision.renew import check_replaceable, is_due, whole_days_left
+
+    check_flags(args)
+    session = roles_anywhere(args)
+    on_token = args.certificate.startswith("pkcs11:")
+    if not on_token:
+        check_replaceable(args.certificate)
+    now = datetime.now(timezone.utc)
+    if args.if_expiring_within is not None and not on_token:
+        current = read_certificate_file(args.certificate).certificate
+        if not is_due(current, now, args.if_expiring_within):
+            return not_due(whole_days_left(current, now))
+    from .options import open_identity
+
+    identity, key = open_identity(args)
+    with key:
+        if args.if_expiring_within is not None and on_token:
+            if not is_due(identity.certificate, now, args.if_expiring_within):
+                return not_due(whole_days_left(identity.certificate, now))
+        issued = renewed(args, identity, key, session, now)
+    if on_token:
+        install_on_token(args, issued)
+    else:
+        from ..provision.renew import install_file
+
+        install_file(args.certificate, issued)
+    leaf = issued.certificate
+    stamp = leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    sys.stdout.write(f"renewed: serial {leaf.serial_number}, notAfter {stamp}\n")
+    return 0
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    from ..errors import ConfigError
+
+    if not args.certificate:
+        raise ConfigError("renew needs --certificate", hint="the certificate to renew")
+    if args.validity_days is not None and args.validity_days < 1:
+        raise ConfigError(f"--validity-days {args.validity_days} must be 1 or more")
+    if args.if_expiring_within is not None and args.if_expiring_within < 0:
+        raise ConfigError(f"--if-expiring-within {args.if_expiring_within} must be 0 or more")
+    if args.pca_template_arn and not args.pca_arn:
+        raise ConfigError("--pca-template-arn goes with --pca-arn")
+
+
+def roles_anywhere(args: argparse.Namespace) -> SessionParams | None:
+    """The device's own session, when the three ARNs are given (--verify needs them)."""
+    from ..errors import ConfigError
+    from .options import session_params
+
+    given = [args.trust_anchor_arn, args.profile_arn, args.role_arn]
+    if not any(given):
+        if args.verify:
+            raise ConfigError(
+                "--verify needs --trust-anchor-arn, --profile-arn and --role-arn",
+                hint="they say where the new certificate must get credentials",
+            )
+        return None
+    if not all(given):
+        raise ConfigError(
+            "give all of --trust-anchor-arn, --profile-arn and --role-arn, or none",
+        )
+    return session_params(args)
+
+
+def not_due(days: int) -> int:
+    sys.stdout.write(f"not due: expires in {days} days\n")
+    return 0
+
+
+def renewed(
+    args: argparse.Namespace,
+    identity: Identity,
+    key: KeyBackend,
+    session: SessionParams | None,
+    now: datetime,
+) -> Issued:
+    """Request, issue, check and (with --verify) prove the new certificate; install nothing."""
+    from ..provision.csr import parse_subject
+    from ..provision.renew import check_issued, read_issued, renewal_request
+
+    subject = parse_subject(args.subject) if args.subject else None
+    request = renewal_request(identity.certificate, key, subject).pem
+    if args.exec_command:
+        from ..provision.renew_ca import issue_with_command
+
+        answer = issue_with_command(args.exec_command, request, args.validity_days)
+        issued = read_issued(answer, "the --exec command")
+    else:
+        from ..provision.renew_ca import issue_with_pca
+
+        answer = issue_with_pca(
+            args.pca_arn,
+            request,
+            validity_days=args.validity_days or lifetime_days(identity),
+            template_arn=args.pca_template_arn,
+            credentials=own_credentials(args, session, identity, key),
+        )
+        issued = read_issued(answer, "AWS Private CA")
+    check_issued(issued, key.public_key, now)
+    if args.verify and session is not None:
+        prove(args, session, identity, issued, key)
+    return issued
+
+
+def lifetime_days(identity: Identity) -> int:
+    cert = identity.certificate
+    return max(1, round((cert.not_valid_after_utc - cert.not_valid_before_utc).days))
+
+
+def own_credentials(
+    args: argparse.Namespace, session: SessionParams | None, identity: Identity, key: KeyBackend
+) -> Credentials | None:
+    """The device's own Roles Anywhere session (None: botocore's default chain)."""
+    if session is None:
+        return None
+    from ..rolesanywhere import create_session
+    from .options import transport
+
+    return create_session(session, identity, key, transport=transport(args))
+
+
+def prove(
+    args: argparse.Namespace,
+    session: SessionParams,
+    identity: Identity,
+    issued: Issued,
+    key: KeyBackend,
+) -> None:
+    """CreateSession with the new certificate and the same key, before anything is replaced."""
+    from ..errors import CertificateError, HwSignerError
+    from ..identity import Identity, checked_chain
+    from ..rolesanywhere import create_session
+    from .options import transport
+
+    leaf = issued.certificate
+    chain = issued.intermediates or identity.chain
+    try:
+        new = Identity(leaf, checked_chain(leaf, chain))
+        create_session(session, new, key, transport=transport(args))
+    except HwSignerError as exc:
+        raise CertificateError(
+            f"the new certificate (serial {leaf.serial_number}) did not get credentials: "
+            f"{exc}; nothing was replaced",
+            hint=exc.hint,
+        ) from exc
+
+
+def install_on_token(args: argparse.Namespace, issued: Issued) -> None:
+    from ..errors import needs_extra
+
+    with needs_extra("pkcs11"):
+        from ..provision.install_pkcs11 import install_on_token as install
+
+    key_ref = args.private_key or args.certificate
+    install(key_ref, issued.certificate, issued.chain, args.pkcs11_lib, replace=True)
