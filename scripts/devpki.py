@@ -5,6 +5,7 @@
     python scripts/devpki.py leaf pki/ device-0001 --type ec-p256   # software key + certificate
     python scripts/devpki.py issue pki/ device.pub.pem device-0001  # certificate for a public key
     python scripts/devpki.py issue pki/ request.csr device-0001     # ... or for a CSR's key
+    python scripts/devpki.py revoke pki/ old.pem --out pki/issuing-ca.crl   # a CRL revoking it
 
 Not for production: the CA keys are plain files.
 """
@@ -31,6 +32,16 @@ def public_key_from(path: Path) -> object:
     return serialization.load_pem_public_key(data)
 
 
+def write_crl(pki: DevPki, args: argparse.Namespace) -> int:
+    certificates = [x509.load_pem_x509_certificate(path.read_bytes()) for path in args.certificates]
+    crl = pki.revoke(certificates, by_root=args.by_root)
+    encoding = serialization.Encoding.DER if args.der else serialization.Encoding.PEM
+    out = args.out or pki.directory / ("root-ca.crl" if args.by_root else "issuing-ca.crl")
+    out.write_bytes(crl.public_bytes(encoding))
+    print(out)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +58,12 @@ def main() -> int:
     issue.add_argument("name")
     issue.add_argument("--out", type=Path)
     issue.add_argument("--by-root", action="store_true", help="issue from the root CA")
+    revoke = commands.add_parser("revoke", help="a CRL that revokes certificates")
+    revoke.add_argument("directory", type=Path)
+    revoke.add_argument("certificates", type=Path, nargs="+", help="PEM certificates to revoke")
+    revoke.add_argument("--out", type=Path, help="CRL file (default: DIRECTORY/issuing-ca.crl)")
+    revoke.add_argument("--der", action="store_true", help="write DER instead of PEM")
+    revoke.add_argument("--by-root", action="store_true", help="a CRL of the root CA")
     args = parser.parse_args()
 
     if args.command == "init":
@@ -60,6 +77,8 @@ def main() -> int:
         print(cert)
         print(key)
         return 0
+    if args.command == "revoke":
+        return write_crl(pki, args)
     public_key = public_key_from(args.public_key)
     print(pki.issue_file(public_key, args.name, args.out, by_root=args.by_root))  # type: ignore[arg-type]
     return 0

@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a CA certificate to trust (repeat for several)",
     )
     parser.add_argument(
+        "--crl",
+        action="append",
+        metavar="FILE",
+        help="a CRL (PEM or DER): refuse the certificates it revokes (repeatable)",
+    )
+    parser.add_argument(
         "--now", metavar="TIME", help="fixed clock, e.g. 2024-07-06T11:39:10Z (to replay captures)"
     )
     add_debug_flag(parser)

@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from cryptography import x509
+
     from ..credentials import Credentials
     from ..identity import Identity
     from ..keys import KeyBackend
@@ -82,25 +84,25 @@ def run(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from ..identity import read_certificate_file
-    from ..provision.renew import check_replaceable, is_due, whole_days_left
+    from ..provision.renew import check_replaceable
 
     check_flags(args)
     session = roles_anywhere(args)
     on_token = args.certificate.startswith("pkcs11:")
+    now = datetime.now(timezone.utc)
     if not on_token:
         check_replaceable(args.certificate)
-    now = datetime.now(timezone.utc)
-    if args.if_expiring_within is not None and not on_token:
-        current = read_certificate_file(args.certificate).certificate
-        if not is_due(current, now, args.if_expiring_within):
-            return not_due(whole_days_left(current, now))
+        if args.if_expiring_within is not None:  # cheap: no key opened, no PIN asked
+            days = days_to_spare(args, read_certificate_file(args.certificate).certificate, now)
+            if days is not None:
+                return not_due(days)
     from .options import open_identity
 
     identity, key = open_identity(args)
     with key:
-        if args.if_expiring_within is not None and on_token:
-            if not is_due(identity.certificate, now, args.if_expiring_within):
-                return not_due(whole_days_left(identity.certificate, now))
+        days = days_to_spare(args, identity.certificate, now)
+        if days is not None:
+            return not_due(days)
         issued = renewed(args, identity, key, session, now)
     if on_token:
         install_on_token(args, issued)
@@ -145,6 +147,15 @@ def roles_anywhere(args: argparse.Namespace) -> SessionParams | None:
             "give all of --trust-anchor-arn, --profile-arn and --role-arn, or none",
         )
     return session_params(args)
+
+
+def days_to_spare(args: argparse.Namespace, cert: x509.Certificate, now: datetime) -> int | None:
+    """The days ``cert`` has left when --if-expiring-within says it is not due yet, else None."""
+    from ..provision.renew import is_due, whole_days_left
+
+    if args.if_expiring_within is None or is_due(cert, now, args.if_expiring_within):
+        return None
+    return whole_days_left(cert, now)
 
 
 def not_due(days: int) -> int:

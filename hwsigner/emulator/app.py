@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .certs import TrustAnchors
+from .crl import Revocations
 from .rejection import Rejection, bad_request, error_type_for, not_found
 from .responses import create_session_body
 from .verify import Received, verify_create_session
@@ -82,8 +83,14 @@ class State:
 class Emulator:
     """Verifies CreateSession requests against ``anchors`` at ``clock()``; thread-safe."""
 
-    def __init__(self, anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        anchors: TrustAnchors,
+        clock: Callable[[], datetime] = utcnow,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.anchors = anchors
+        self.revocations = revocations
         self.clock = clock
         self._lock = threading.Lock()
         self._state = State()
@@ -124,7 +131,7 @@ class Emulator:
             expires_in = self._state.expires_in
         now = self.clock()
         try:
-            grant = verify_create_session(received, self.anchors, now)
+            grant = verify_create_session(received, self.anchors, now, self.revocations)
         except Rejection:
             self._count("rejected")
             raise

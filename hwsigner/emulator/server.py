@@ -28,6 +28,7 @@ from types import FrameType
 from ..errors import ConfigError
 from .app import Emulator, Reply, utcnow
 from .certs import TrustAnchors
+from .crl import Revocations
 from .rejection import Rejection, bad_request, error_type_for
 from .verify import Received
 
@@ -214,7 +215,8 @@ def main(args: argparse.Namespace) -> int:
     if args.now:
         fixed = parse_now(args.now)
         clock = lambda: fixed  # noqa: E731
-    server = EmulatorServer.bind(Emulator(anchors, clock), args.port)
+    revocations = Revocations.load(getattr(args, "crl", None) or [])
+    server = EmulatorServer.bind(Emulator(anchors, clock, revocations), args.port)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         sys.stdout.write(server.url + "\n")

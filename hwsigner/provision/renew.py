@@ -117,7 +117,7 @@ def check_replaceable(path: str) -> None:
         raise ConfigError(
             f"{path} holds a private key as well as the certificate; renew rewrites certificate "
             "files only",
-            hint="keep the key in its own file (--private-key) and the certificate in --certificate",
+            hint="keep the key in its own file (--private-key), the certificate in --certificate",
         )
     if PEM_CERTIFICATE not in data:
         try:

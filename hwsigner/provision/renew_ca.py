@@ -29,7 +29,9 @@ from ..credentials import Credentials
 from ..errors import ConfigError, NetworkError, ServiceError, needs_extra
 
 COMMAND_TIMEOUT = 600  # seconds: an EST client may wait for a CA operator, not for ever
-_PCA_ARN = re.compile(r"arn:aws[a-z-]*:acm-pca:(?P<region>[a-z0-9-]+):\d{12}:certificate-authority/.+")
+_PCA_ARN = re.compile(
+    r"arn:aws[a-z-]*:acm-pca:(?P<region>[a-z0-9-]+):\d{12}:certificate-authority/.+"
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PCA_HINT = (
     "the caller needs acm-pca:DescribeCertificateAuthority, acm-pca:IssueCertificate and "
@@ -106,9 +108,7 @@ def issue_with_pca(
             "aws_session_token": credentials.session_token,
         }
     try:
-        client = botocore.session.get_session().create_client(
-            "acm-pca", region_name=region, **keys
-        )
+        client = botocore.session.get_session().create_client("acm-pca", region_name=region, **keys)
         return _issue(client, ca_arn, request_pem, validity_days, template_arn)
     except botocore.exceptions.ClientError as exc:
         raise pca_error(exc) from None
@@ -145,7 +145,7 @@ def _issue(
     where = {"CertificateAuthorityArn": ca_arn, "CertificateArn": certificate_arn}
     client.get_waiter("certificate_issued").wait(**where)
     got = client.get_certificate(**where)
-    return (got["Certificate"].strip() + "\n" + got.get("CertificateChain", "")).encode()
+    return f"{got['Certificate'].strip()}\n{got.get('CertificateChain', '')}".encode()
 
 
 def pca_error(exc: Any) -> ServiceError:
