@@ -127,6 +127,10 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--if-expiring-within {args.if_expiring_within} must be 0 or more")
     if args.pca_template_arn and not args.pca_arn:
         raise ConfigError("--pca-template-arn goes with --pca-arn")
+    if args.pca_arn:
+        from ..provision.renew_ca import pca_region
+
+        pca_region(args.pca_arn)
 
 
 def roles_anywhere(args: argparse.Namespace) -> SessionParams | None:
