@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from hwsigner.devpki import DevPki
 
@@ -232,3 +233,23 @@ def test_openssl_ca_as_the_ca(
     assert new.serial_number == 0x1000
     expected_end = datetime.now(timezone.utc) + timedelta(days=int(days))
     assert abs(new.not_valid_after_utc - expected_end) < timedelta(hours=1)
+
+
+def test_renew_then_revoke_the_old_certificate(pki: DevPki, device: tuple[Path, Path]) -> None:
+    """The whole turn: renew, revoke CERT.previous by CRL; the new one works, the old does not."""
+    from .conftest import start_emulator, stop
+
+    cert, key = device
+    assert renew(cert, key, "--exec", openssl_x509(pki)).returncode == 0
+    previous = Path(f"{cert}.previous")
+    crl = cert.with_suffix(".crl")
+    crl.write_bytes(pki.revoke([load(previous)]).public_bytes(serialization.Encoding.PEM))
+    running = start_emulator(pki.root_cert, extra=("--crl", str(crl)))
+    try:
+        service = [*ARN_FLAGS, "--endpoint", running.url, "--private-key", str(key)]
+        chain = ["--intermediates", str(pki.issuing_cert)]
+        process_credentials(run_cli("credential-process", "--certificate", cert, *chain, *service))
+        old = run_cli("credential-process", "--certificate", previous, *chain, *service)
+        assert_one_line_error(old, "AccessDeniedException", "Certificate revoked")
+    finally:
+        stop(running.process)
