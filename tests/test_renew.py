@@ -253,3 +253,20 @@ def test_renew_then_revoke_the_old_certificate(pki: DevPki, device: tuple[Path, 
         assert_one_line_error(old, "AccessDeniedException", "Certificate revoked")
     finally:
         stop(running.process)
+
+
+def test_the_command_gets_the_validity_but_never_the_device_secrets(
+    pki: DevPki, device: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cert, key = device
+    seen = tmp_path / "env"
+    command = f"env > {seen}; {openssl_x509(pki)}"
+    secrets = {"HWSIGNER_PKCS11_PIN": "pin-Zq9", "HWSIGNER_TPM_KEY_PASSWORD": "pw-Zq9"}
+    result = run_cli(
+        "renew", "--certificate", cert, "--private-key", key, "--exec", command,
+        "--validity-days", "12", env=secrets,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = seen.read_text()
+    assert "HWSIGNER_VALIDITY_DAYS=12\n" in text
+    assert "Zq9" not in text

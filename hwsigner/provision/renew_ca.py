@@ -10,7 +10,8 @@ Both return what the CA answered, unread: ``renew.read_issued`` parses and check
 A command runs through ``/bin/sh -c`` with the request (PEM) on stdin and
 ``HWSIGNER_VALIDITY_DAYS`` in its environment when a validity is asked for; it must print the
 certificate (PEM), optionally followed by its chain, and exit 0 (``openssl x509 -req``,
-``openssl ca``, ``step ca sign``, an EST or SCEP client).
+``openssl ca``, ``step ca sign``, an EST or SCEP client). It inherits the environment except
+the variables that hold the device's PIN or key passwords.
 
 AWS Private CA is called through botocore: DescribeCertificateAuthority (for the CA's signing
 algorithm), IssueCertificate, the ``certificate_issued`` waiter, GetCertificate. Credentials are
@@ -28,6 +29,15 @@ from typing import Any
 from ..credentials import Credentials
 from ..errors import ConfigError, NetworkError, ServiceError, needs_extra
 
+# The device's secrets are not the CA's business: they never reach the --exec command.
+SECRET_VARIABLES = frozenset(
+    {
+        "HWSIGNER_PKCS11_PIN",
+        "HWSIGNER_PKCS8_PASSWORD",
+        "HWSIGNER_TPM_KEY_PASSWORD",
+        "HWSIGNER_TPM_PARENT_PASSWORD",
+    }
+)
 COMMAND_TIMEOUT = 600  # seconds: an EST client may wait for a CA operator, not for ever
 _PCA_ARN = re.compile(
     r"arn:aws[a-z-]*:acm-pca:(?P<region>[a-z0-9-]+):\d{12}:certificate-authority/.+"
@@ -48,7 +58,7 @@ def one_line(text: str, limit: int = 200) -> str:
 
 def issue_with_command(command: str, request_pem: bytes, validity_days: int | None) -> bytes:
     """Run ``command`` with the request on stdin; its stdout when it exits 0."""
-    env = dict(os.environ)
+    env = {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
     if validity_days is not None:
         env["HWSIGNER_VALIDITY_DAYS"] = str(validity_days)
     try:
