@@ -270,3 +270,36 @@ def test_the_command_gets_the_validity_but_never_the_device_secrets(
     text = seen.read_text()
     assert "HWSIGNER_VALIDITY_DAYS=12\n" in text
     assert "Zq9" not in text
+
+
+def test_alternative_names_are_kept_even_with_a_new_subject(
+    pki: DevPki, device: tuple[Path, Path]
+) -> None:
+    from cryptography.hazmat.primitives import hashes
+
+    cert, key = device
+    old = load(cert)
+    names = x509.SubjectAlternativeName(
+        [x509.DNSName("device-7.example.com"), x509.UniformResourceIdentifier("urn:dev:7")]
+    )
+    ca_cert, ca_key = pki.issuing
+    with_names = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(old.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    for extension in old.extensions:
+        with_names = with_names.add_extension(extension.value, extension.critical)
+    with_names = with_names.add_extension(names, critical=False)
+    cert.write_bytes(
+        with_names.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    )
+    result = renew(cert, key, "--exec", openssl_x509(pki), "--subject", "CN=device-7")
+    assert result.returncode == 0, result.stderr
+    new = load(cert)
+    assert new.subject.rfc4514_string() == "CN=device-7"
+    assert new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == names
