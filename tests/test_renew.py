@@ -303,3 +303,23 @@ def test_alternative_names_are_kept_even_with_a_new_subject(
     new = load(cert)
     assert new.subject.rfc4514_string() == "CN=device-7"
     assert new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == names
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--validity-days", "0"], "--validity-days 0 must be 1 or more"),
+        (["--if-expiring-within", "-1"], "--if-expiring-within -1 must be 0 or more"),
+        (["--pca-template-arn", "arn:aws:acm-pca:::template/X"], "goes with --pca-arn"),
+        (["--trust-anchor-arn", "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/t"],
+         "all of --trust-anchor-arn"),
+        (["--subject", "O=no common name"], "has no CN"),
+    ],
+)  # fmt: skip
+def test_flag_mistakes_are_one_line_and_change_nothing(
+    pki: DevPki, device: tuple[Path, Path], flags: list[str], needle: str
+) -> None:
+    cert, key = device
+    before = cert.read_bytes()
+    assert_one_line_error(renew(cert, key, "--exec", openssl_x509(pki), *flags), needle)
+    assert cert.read_bytes() == before

@@ -125,6 +125,13 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--validity-days {args.validity_days} must be 1 or more")
     if args.if_expiring_within is not None and args.if_expiring_within < 0:
         raise ConfigError(f"--if-expiring-within {args.if_expiring_within} must be 0 or more")
+    if args.certificate.startswith("pkcs11:") and not (args.private_key or "pkcs11:").startswith(
+        "pkcs11:"
+    ):
+        raise ConfigError(
+            "a pkcs11: certificate is renewed on its token, beside a pkcs11: key",
+            hint="give --private-key the key's pkcs11: URI (or leave it out)",
+        )
     if args.pca_template_arn and not args.pca_arn:
         raise ConfigError("--pca-template-arn goes with --pca-arn")
     if args.pca_arn:
@@ -204,7 +211,7 @@ def renewed(
 
 def lifetime_days(identity: Identity) -> int:
     cert = identity.certificate
-    return max(1, round((cert.not_valid_after_utc - cert.not_valid_before_utc).days))
+    return max(1, (cert.not_valid_after_utc - cert.not_valid_before_utc).days)
 
 
 def own_credentials(
