@@ -119,3 +119,25 @@ def test_devpki_script_writes_a_crl_the_emulator_applies(pki: DevPki, tmp_path: 
         assert_one_line_error(result, "Certificate revoked")
     finally:
         stop(running.process)
+
+
+def test_in_process_emulator_applies_revocations(pki: DevPki) -> None:
+    """The library form: ``running(..., revocations=...)`` refuses what the CRL lists."""
+    from hwsigner.emulator import Revocations, TrustAnchors, running
+    from hwsigner.errors import ServiceError
+    from hwsigner.identity import Identity
+    from hwsigner.keys.file import FileKey
+    from hwsigner.rolesanywhere import SessionParams, create_session
+
+    from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
+
+    key = new_key("ec-p256")
+    revoked = pki.issue(key.public_key(), "crl-in-process")
+    kept = pki.issue(key.public_key(), "crl-in-process-renewed")
+    revocations = Revocations((pki.revoke([revoked]),))
+    with running(TrustAnchors((pki.root[0],)), revocations=revocations) as server:
+        params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=server.url)
+        chain = (pki.issuing[0],)
+        create_session(params, Identity(kept, chain), FileKey(key))
+        with pytest.raises(ServiceError, match="Certificate revoked"):
+            create_session(params, Identity(revoked, chain), FileKey(key))

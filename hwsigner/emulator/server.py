@@ -173,10 +173,13 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def running(
-    anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow, port: int = 0
+    anchors: TrustAnchors,
+    clock: Callable[[], datetime] = utcnow,
+    port: int = 0,
+    revocations: Revocations | None = None,
 ) -> Iterator[EmulatorServer]:
     """An emulator serving on a background thread for the ``with`` block; ``.url`` is its URL."""
-    server = EmulatorServer.bind(Emulator(anchors, clock), port)
+    server = EmulatorServer.bind(Emulator(anchors, clock, revocations), port)
     thread = threading.Thread(target=server.serve_forever, name="hwsigner-emulator", daemon=True)
     thread.start()
     try:
