@@ -83,37 +83,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from ..identity import read_certificate_file
-    from ..provision.renew import check_replaceable
+    from .options import open_identity
 
     check_flags(args)
     session = roles_anywhere(args)
-    on_token = args.certificate.startswith("pkcs11:")
     now = datetime.now(timezone.utc)
-    if not on_token:
-        check_replaceable(args.certificate)
-        if args.if_expiring_within is not None:  # cheap: no key opened, no PIN asked
-            days = days_to_spare(args, read_certificate_file(args.certificate).certificate, now)
-            if days is not None:
-                return not_due(days)
-    from .options import open_identity
-
+    days = file_not_due(args, now)
+    if days is not None:
+        return not_due(days)
     identity, key = open_identity(args)
     with key:
         days = days_to_spare(args, identity.certificate, now)
         if days is not None:
             return not_due(days)
         issued = renewed(args, identity, key, session, now)
-    if on_token:
-        install_on_token(args, issued)
-    else:
-        from ..provision.renew import install_file
-
-        install_file(args.certificate, issued)
+    install(args, issued)
     leaf = issued.certificate
     stamp = leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     sys.stdout.write(f"renewed: serial {leaf.serial_number}, notAfter {stamp}\n")
     return 0
+
+
+def file_not_due(args: argparse.Namespace, now: datetime) -> int | None:
+    """For a certificate file: refuse what cannot be rewritten, and decide --if-expiring-within
+    before the key is opened (no PIN asked, no TPM touched on the days nothing is due)."""
+    from ..identity import read_certificate_file
+    from ..provision.renew import check_replaceable
+
+    if args.certificate.startswith("pkcs11:"):
+        return None
+    check_replaceable(args.certificate)
+    if args.if_expiring_within is None:
+        return None
+    return days_to_spare(args, read_certificate_file(args.certificate).certificate, now)
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -252,11 +254,17 @@ def prove(
         ) from exc
 
 
-def install_on_token(args: argparse.Namespace, issued: Issued) -> None:
+def install(args: argparse.Namespace, issued: Issued) -> None:
+    """Where the old certificate is: on the token beside the key, or in its file."""
+    if not args.certificate.startswith("pkcs11:"):
+        from ..provision.renew import install_file
+
+        install_file(args.certificate, issued)
+        return
     from ..errors import needs_extra
 
     with needs_extra("pkcs11"):
-        from ..provision.install_pkcs11 import install_on_token as install
+        from ..provision.install_pkcs11 import install_on_token
 
     key_ref = args.private_key or args.certificate
-    install(key_ref, issued.certificate, issued.chain, args.pkcs11_lib, replace=True)
+    install_on_token(key_ref, issued.certificate, issued.chain, args.pkcs11_lib, replace=True)
