@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .keys import PublicKey
+from .keys.backend import PublicKey
 
 CaKey = ec.EllipticCurvePrivateKey
 LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

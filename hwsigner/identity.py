@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, pkcs12
 
-from .errors import CertificateError, ConfigError, PasswordError
+from .errors import CertificateError, ConfigError
 from .keys import KeyBackend, KeyOptions, PublicKey, open_key
-from .sigv4x509 import MAX_CHAIN, x509_headers
+from .sigv4x509 import CertificateHeaders, algorithm_for, x509_headers
+from .x509certs import (
+    is_der_certificate,
+    parse_certificates,
+    read_bytes,
+    read_certificates,
+    spki,
+)
+from .x509rules import chain_to_send
 
 log = logging.getLogger("hwsigner")
 
@@ -37,10 +43,37 @@ class Identity:
 
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = ()
-    headers: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    headers: CertificateHeaders = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", x509_headers(self.certificate, self.chain))
+
+    def signer(self, key: KeyBackend) -> KeySigner:
+        """This identity with the key it signs with, as ``sigv4x509.sign`` takes them."""
+        return KeySigner(self, key)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySigner:
+    """A ``sigv4x509.Signer``: the leaf's serial and headers, the key's algorithm and signature."""
+
+    identity: Identity
+    key: KeyBackend
+    algorithm: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "algorithm", algorithm_for(self.key.public_key))
+
+    @property
+    def serial(self) -> int:
+        return self.identity.certificate.serial_number
+
+    @property
+    def certificate_headers(self) -> CertificateHeaders:
+        return self.identity.headers
+
+    def sign(self, message: bytes) -> bytes:
+        return self.key.sign(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +124,7 @@ def load_identity(
         check_key_matches(leaf, key.public_key)
         if intermediates:
             chain = read_certificates(intermediates)
-        identity = Identity(leaf, checked_chain(leaf, chain))
+        identity = Identity(leaf, chain_to_send(leaf, chain))
     except BaseException:
         key.close()
         raise
@@ -112,116 +145,30 @@ def check_key_matches(certificate: x509.Certificate, public_key: PublicKey) -> N
         )
 
 
-def spki(public_key: object) -> bytes:
-    return public_key.public_bytes(  # type: ignore[attr-defined,no-any-return]
-        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def checked_chain(
-    leaf: x509.Certificate, chain: tuple[x509.Certificate, ...]
-) -> tuple[x509.Certificate, ...]:
-    """Drop the leaf and repeats from the chain, and hold it to the service's limit of five."""
-    kept: list[x509.Certificate] = []
-    for cert in chain:
-        if cert != leaf and cert not in kept:
-            kept.append(cert)
-    if len(kept) > MAX_CHAIN:
-        raise ConfigError(
-            f"the chain has {len(kept)} certificates; Roles Anywhere accepts at most {MAX_CHAIN}",
-            hint="pass only the intermediates between the leaf and the trust anchor",
-        )
-    return tuple(kept)
-
-
-def read_bytes(path: str, what: str, flag: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file not found: {path}", hint=f"check the {flag} path") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {what} file {path}: {exc.strerror}", hint=f"check the {flag} path"
-        ) from None
-
-
-def read_certificates(path: str, flag: str = "--intermediates") -> tuple[x509.Certificate, ...]:
-    """Every certificate of a PEM bundle (or one DER certificate)."""
-    data = read_bytes(path, "certificate", flag)
-    return parse_certificates(data, path, flag)
-
-
-def parse_certificates(data: bytes, source: str, flag: str) -> tuple[x509.Certificate, ...]:
-    try:
-        if b"-----BEGIN CERTIFICATE-----" in data:
-            return tuple(x509.load_pem_x509_certificates(data))
-        return (x509.load_der_x509_certificate(data),)
-    except ValueError:
-        raise CertificateError(
-            f"{source} holds no readable X.509 certificate",
-            hint=f"give {flag} a PEM or DER certificate file",
-        ) from None
-
-
 def read_certificate_file(path: str, password: str | None = None) -> CertificateFile:
     """A PEM/DER certificate, a combo PEM with its key, or a PKCS#12 file."""
-    from .keys.file import FileKey, parse_private_key
+    from .keys.file import FileKey, load_pkcs12
 
     data = read_bytes(path, "certificate", "--certificate")
-    if b"-----BEGIN" not in data and not _looks_like_certificate(data):
-        return read_pkcs12(data, path, password)
+    if b"-----BEGIN" not in data and not is_der_certificate(data):
+        found = load_pkcs12(data, path, password)
+        return CertificateFile(found.certificate, found.others, found.key)
     certs = parse_certificates(data, path, "--certificate")
     key = None
     if b"PRIVATE KEY-----" in data and b"TSS2 PRIVATE KEY" not in data:
-        key = FileKey(parse_private_key(data, path, password), f"file {path}")
+        key = FileKey.from_pem(data, source=path, password=password)
     return CertificateFile(certs[0], certs[1:], key)
 
 
-def _looks_like_certificate(der: bytes) -> bool:
-    try:
-        x509.load_der_x509_certificate(der)
-    except ValueError:
-        return False
-    return True
-
-
-def read_pkcs12(data: bytes, path: str, password: str | None) -> CertificateFile:
-    from ._tty import ask_secret
-    from .keys.file import FileKey, secret_from_env
-
-    if password is None:
-        password = secret_from_env("HWSIGNER_PKCS8_PASSWORD")
-    try:
-        loaded = _load_pkcs12(data, password)
-        if loaded is None and password is None:
-            password = ask_secret(
-                f"Password for {path}: ", instead="--pkcs8-password or HWSIGNER_PKCS8_PASSWORD"
-            )
-            loaded = _load_pkcs12(data, password)
-    except ValueError:
-        raise CertificateError(
-            f"{path} is not a certificate (PEM or DER) or a PKCS#12 file",
-            hint="give --certificate a PEM certificate, a PKCS#12 file or a pkcs11: URI",
-        ) from None
-    if loaded is None:
-        raise PasswordError(
-            f"wrong password for the PKCS#12 file {path}",
-            hint="pass --pkcs8-password, set HWSIGNER_PKCS8_PASSWORD, or run it on a terminal",
-        )
-    if loaded.cert is None or loaded.key is None:
-        raise CertificateError(
-            f"{path} must hold a certificate and its private key",
-            hint="export the PKCS#12 file with both the certificate and the key",
-        )
-    others = tuple(c.certificate for c in loaded.additional_certs)
-    return CertificateFile(loaded.cert.certificate, others, FileKey(loaded.key, f"file {path}"))  # type: ignore[arg-type]
-
-
-def _load_pkcs12(data: bytes, password: str | None) -> pkcs12.PKCS12KeyAndCertificates | None:
-    """The parsed file, or None when the password is wrong (or one is needed)."""
-    try:
-        return pkcs12.load_pkcs12(data, password.encode() if password is not None else None)
-    except ValueError as exc:
-        if "password" in str(exc).lower() or "mac" in str(exc).lower():
-            return None
-        raise
+# ``read_certificates`` and ``spki`` live in ``x509certs``; these names stay until keys/pkcs11.py
+# and provision/install_pkcs11.py (regrouped on another branch) import them from there.
+__all__ = [
+    "CertificateFile",
+    "Identity",
+    "KeySigner",
+    "check_key_matches",
+    "load_identity",
+    "read_certificate_file",
+    "read_certificates",
+    "spki",
+]

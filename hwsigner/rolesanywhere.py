@@ -138,8 +138,9 @@ def create_session(
     log.debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
     log.debug("request body: %s", target.body.decode())
     request = Request("POST", target.url, (("Content-Type", "application/json"),), target.body)
+    signer = identity.signer(key)
     for attempt in range(1, attempts + 1):
-        signed = sign(request, identity, key, target.region, clock())
+        signed = sign(request, signer, target.region, clock())
         log.debug("canonical request:\n%s", signed.canonical_request)
         log.debug("string to sign:\n%s", signed.string_to_sign)
         try:

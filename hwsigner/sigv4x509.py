@@ -22,16 +22,12 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-
-if TYPE_CHECKING:
-    from .identity import Identity
-    from .keys import KeyBackend, PublicKey
 
 SERVICE = "rolesanywhere"
 RSA_ALGORITHM = "AWS4-X509-RSA-SHA256"
@@ -42,6 +38,28 @@ MAX_CHAIN = 5
 UNSIGNED_HEADERS = frozenset({"authorization", "user-agent", "x-amzn-trace-id"})
 
 Headers = Sequence[tuple[str, str]]
+CertificateHeaders = tuple[tuple[str, str], ...]
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+class Signer(Protocol):
+    """What a request is signed with: ``hwsigner.identity.Identity.signer(key)`` makes one.
+
+    ``algorithm`` follows the key type, ``serial`` is the leaf certificate's serial number,
+    ``certificate_headers`` are ``X-Amz-X509`` (and ``X-Amz-X509-Chain``), and ``sign`` returns
+    the key's signature over the string to sign in its wire encoding.
+    """
+
+    @property
+    def algorithm(self) -> str: ...
+
+    @property
+    def serial(self) -> int: ...
+
+    @property
+    def certificate_headers(self) -> CertificateHeaders: ...
+
+    def sign(self, message: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +182,6 @@ def host_header(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2]
 
 
-CertificateHeaders = tuple[tuple[str, str], ...]
-
-
 def x509_headers(
     certificate: x509.Certificate, chain: Sequence[x509.Certificate] = ()
 ) -> CertificateHeaders:
@@ -233,20 +248,18 @@ class SignedRequest:
     string_to_sign: str
 
 
-def sign(
-    request: Request, identity: Identity, key: KeyBackend, region: str, now: datetime
-) -> SignedRequest:
+def sign(request: Request, signer: Signer, region: str, now: datetime) -> SignedRequest:
     """Add ``Host``, ``X-Amz-Date``, the certificate headers and ``Authorization`` (in place
     of any ``Host``, ``X-Amz-Date`` or ``Authorization`` the request has)."""
     date = amz_date(now)
-    form = request_form(request, identity.headers)
+    form = request_form(request, signer.certificate_headers)
     canonical = form.canonical_request(date)
-    algorithm = algorithm_for(key.public_key)
+    algorithm = signer.algorithm
     to_sign = string_to_sign(algorithm, now, region, canonical)
-    signature = key.sign(to_sign.encode())
+    signature = signer.sign(to_sign.encode())
     auth = authorization_header(
         algorithm,
-        identity.certificate.serial_number,
+        signer.serial,
         credential_scope(now, region),
         form.signed_headers,
         signature,

@@ -3,7 +3,7 @@
     >>> signing(lab, report, rounds=100)        # hwsigner's SigV4-X509 signing vs the bare library
     >>> hardware_ops(lab, report, sessions=20)  # logins, signatures, primaries per CreateSession
 
-"hwsigner" is ``sigv4x509.sign(request, identity, key, region, now)``: the headers, the
+"hwsigner" is ``sigv4x509.sign(request, identity.signer(key), region, now)``: the headers, the
 canonical request, the string to sign and the key's signature, as every CreateSession does it.
 "bare" is the one library call that makes a signature over the same string with the same key:
 ``cryptography``'s ``sign`` for a file key, python-pkcs11's ``sign`` (of a SHA-256 digest, with
@@ -142,17 +142,17 @@ def _compare(
 ) -> None:
     identity, key, bare = opened.identity, opened.key, opened.bare
     region = "us-east-1"
-    message = sign(request, identity, key, region, datetime.now(timezone.utc)).string_to_sign
+    signer, bare_signer = identity.signer(key), identity.signer(NoKey(key.public_key))
+    message = sign(request, signer, region, datetime.now(timezone.utc)).string_to_sign
     data = message.encode()
-    no_key = NoKey(key.public_key)
 
     def sigv4_then_bare() -> None:  # what a backend with no cost of its own would take
-        sign(request, identity, no_key, region, datetime.now(timezone.utc))
+        sign(request, bare_signer, region, datetime.now(timezone.utc))
         bare(data)
 
     medians = interleaved(
         [
-            ("hwsigner", lambda: sign(request, identity, key, region, datetime.now(timezone.utc))),
+            ("hwsigner", lambda: sign(request, signer, region, datetime.now(timezone.utc))),
             ("bare", lambda: bare(data)),
             ("sigv4", sigv4_then_bare),
         ],

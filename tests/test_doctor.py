@@ -33,9 +33,14 @@ def doctor(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    """Each check's line by its name; the last line is the summary."""
-    found = {}
+    """Each check's line by its name (with its indented problem lines); the last line is the
+    summary."""
+    found: dict[str, str] = {}
+    name = ""
     for line in result.stdout.splitlines()[:-1]:
+        if line.startswith(" "):
+            found[name] += "\n" + line.strip()
+            continue
         status, _, rest = line.partition(" ")
         name, _, detail = rest.strip().partition(": ")
         found[name] = f"{status} {detail}"
@@ -101,8 +106,15 @@ def test_a_ca_certificate_breaks_the_rules(pki: DevPki, tmp_path: Path) -> None:
     key_path.write_bytes(key_pem(key))
     result = doctor("--certificate", cert, "--private-key", key_path)
     assert result.returncode == 1
-    rules = lines(result)["Roles Anywhere rules"]
-    assert "it is a CA certificate" in rules and "lacks digitalSignature" in rules
+    rules = lines(result)["Roles Anywhere rules"].splitlines()
+    assert rules == [
+        "FAIL 2 problems",
+        "- The signing certificate must not be a CA certificate -- fix: have the CA issue a new "
+        "certificate for the same key (hwsigner csr makes the request) with CA:FALSE",
+        "- The signing certificate's key usage must include digitalSignature -- fix: have the CA "
+        "issue a new certificate for the same key (hwsigner csr makes the request) with "
+        "digitalSignature",
+    ]
 
 
 def test_arns_of_two_regions_and_an_unreachable_endpoint(pki: DevPki) -> None:

@@ -79,7 +79,7 @@ def signed(
     headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),),
 ) -> Request:
     request = Request("POST", url or session_url(emu.url), headers, body)
-    return sign(request, device.identity, device.key, region, now or emu.now).request
+    return sign(request, device.identity.signer(device.key), region, now or emu.now).request
 
 
 def with_header(request: Request, name: str, value: str | None) -> Request:

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hwsigner.identity import Identity, read_certificates
+from hwsigner.identity import Identity
 from hwsigner.keys.file import FileKey
 from hwsigner.sigv4x509 import (
     Request,
@@ -19,6 +19,7 @@ from hwsigner.sigv4x509 import (
     sign,
     string_to_sign,
 )
+from hwsigner.x509certs import read_certificates
 
 from .helpers import VECTORS
 
@@ -46,9 +47,8 @@ def resign(capture: str, cert: str, key: str) -> tuple[dict[str, str], dict[str,
         body,
     )
     identity = Identity(read_certificates(str(VECTORS / cert))[0])
-    signed = sign(
-        request, identity, FileKey.load(str(VECTORS / key)), "us-east-2", capture_time(captured)
-    )
+    key_file = FileKey.load(str(VECTORS / key))
+    signed = sign(request, identity.signer(key_file), "us-east-2", capture_time(captured))
     return dict(signed.request.headers), captured, signed.string_to_sign
 
 
@@ -140,9 +140,8 @@ def test_chain_header_algorithm_and_decimal_serial(pki, kind: str) -> None:
         b"{}",
     )
     now = datetime.now(timezone.utc)
-    signed = sign(
-        request, Identity(leaf, (issuing,)), FileKey.load(str(key_path)), "us-east-1", now
-    )
+    signer = Identity(leaf, (issuing,)).signer(FileKey.load(str(key_path)))
+    signed = sign(request, signer, "us-east-1", now)
     headers = dict(signed.request.headers)
     algorithm = "AWS4-X509-RSA-SHA256" if kind.startswith("rsa") else "AWS4-X509-ECDSA-SHA256"
     assert headers["Authorization"].startswith(f"{algorithm} Credential={leaf.serial_number}/")
@@ -173,7 +172,7 @@ def test_reused_parts_follow_the_request_and_identity(pki) -> None:
         now = datetime(2024, 7, 6, 12, 0, second, tzinfo=timezone.utc)
         for identity, key in devices:
             for request in requests:
-                signed = sign(request, identity, key, "us-east-1", now)
+                signed = sign(request, identity.signer(key), "us-east-1", now)
                 sent = signed.request.headers
                 unsigned = Request(request.method, request.url, sent[:-1], request.body)
                 assert sent[-1][0] == "Authorization"

@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..provision.certcheck import describe
     from ..provision.install import import_certificate
+    from ..x509certs import describe
     from .options import key_options
 
     done = import_certificate(

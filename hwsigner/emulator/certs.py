@@ -1,15 +1,12 @@
-"""The certificate rules of IAM Roles Anywhere: what a signing certificate and its chain must be.
+"""The emulator's trust anchors, and the service's certificate rules applied as it applies them.
 
     >>> anchors = TrustAnchors.load(["root-ca.pem"])                    # doctest: +SKIP
     >>> check_leaf(leaf, now)                                           # doctest: +SKIP
     >>> anchors.verify_chain(leaf, intermediates, now)                  # doctest: +SKIP
     <Certificate(subject=<Name(O=hwsigner dev,CN=hwsigner dev root CA)>, ...)>
 
-The service's trust model, quoted by the checks below: end-entity certificates "must be X.509v3",
-"basic constraints must include CA: false", "the key usage must include Digital Signature", "the
-signing algorithm must include SHA256 or stronger"; CA certificates must have "CA: true" and the
-key usage "Certificate Sign". A chain runs from the leaf through the sent intermediates to a
-trust anchor (a root or an intermediate CA), each link checked by issuer name and signature.
+The rules and the chain walk are ``hwsigner.x509rules``, shared with ``doctor``; here the first
+broken rule becomes the service's refusal (403 ``AccessDeniedException``).
 """
 
 from __future__ import annotations
@@ -17,20 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..certrules import CURVES, MIN_RSA_BITS, STRONG_HASHES, extension, is_ca, issued_by
 from ..errors import CertificateError
-from ..identity import read_certificates
+from ..x509certs import is_ca, read_certificates
+from ..x509rules import broken_rules, chain_broken, walk_chain
 from .rejection import access_denied
-
-UNTRUSTED = "Untrusted signing certificate"
-
-ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,69 +47,17 @@ class TrustAnchors:
         self, leaf: x509.Certificate, sent: Sequence[x509.Certificate], now: datetime
     ) -> x509.Certificate:
         """Walk from ``leaf`` through ``sent`` to an anchor; return the anchor, else reject."""
-        current, unused = leaf, list(sent)
-        while True:
-            for anchor in self.certificates:
-                if issued_by(current, anchor):
-                    check_ca(anchor, now, "trust anchor")
-                    return anchor
-            issuer = next((cert for cert in unused if issued_by(current, cert)), None)
-            if issuer is None:
-                raise access_denied(UNTRUSTED)
-            check_ca(issuer, now, "intermediate certificate")
-            unused.remove(issuer)
-            current = issuer
-
-
-def key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
-    return extension(cert, x509.KeyUsage)
+        path = walk_chain(leaf, sent, self.certificates)
+        for broken in chain_broken(path, now):
+            raise access_denied(broken.message)
+        assert path.anchor is not None  # chain_broken names a chain that reaches none
+        return path.anchor
 
 
 def check_leaf(cert: x509.Certificate, now: datetime) -> None:
-    """The end-entity rules, then the key the signature is checked with."""
-    if cert.version != x509.Version.v3:
-        raise access_denied("The signing certificate must be X.509 v3")
-    if is_ca(cert):
-        raise access_denied("The signing certificate must not be a CA certificate")
-    usage = key_usage(cert)
-    if usage is None or not usage.digital_signature:
-        raise access_denied("The signing certificate's key usage must include digitalSignature")
-    check_signature_hash(cert, "signing certificate")
-    check_validity(cert, now, "signing certificate")
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < MIN_RSA_BITS:
-            raise access_denied(f"RSA keys must have at least {MIN_RSA_BITS} bits")
-    elif not (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in CURVES):
-        raise access_denied("The signing certificate's key must be RSA or EC P-256/P-384/P-521")
+    """The signing certificate's rules, in the service's order: the first broken one refuses."""
+    for broken in broken_rules(cert, now):
+        raise access_denied(broken.message)
 
 
-def check_ca(cert: x509.Certificate, now: datetime, role: str) -> None:
-    if not is_ca(cert):
-        raise access_denied(f"The {role} {cert.subject.rfc4514_string()} is not a CA")
-    usage = key_usage(cert)
-    if usage is not None and not usage.key_cert_sign:
-        raise access_denied(f"The {role}'s key usage must include keyCertSign")
-    check_signature_hash(cert, role)
-    check_validity(cert, now, role)
-
-
-def check_signature_hash(cert: x509.Certificate, role: str) -> None:
-    """The service: "MD5 and SHA1 signing algorithms are rejected"; so is an unknown hash."""
-    try:
-        algorithm = cert.signature_hash_algorithm
-    except UnsupportedAlgorithm:
-        algorithm = None
-    if algorithm is None or algorithm.name not in STRONG_HASHES:
-        name = algorithm.name.upper() if algorithm else "an unsupported algorithm"
-        raise access_denied(f"The {role} is signed with {name}; SHA-256 or stronger is required")
-
-
-def check_validity(cert: x509.Certificate, now: datetime, role: str) -> None:
-    if now < cert.not_valid_before_utc:
-        raise access_denied(f"The {role} is not yet valid")
-    if now > cert.not_valid_after_utc:
-        raise access_denied(f"The {role} has expired")
-
-
-__all__ = ["UNTRUSTED", "TrustAnchors", "check_leaf", "issued_by"]
+__all__ = ["TrustAnchors", "check_leaf"]

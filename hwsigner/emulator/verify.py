@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from .. import sigv4x509
 from ..arns import REGION_NAME
-from ..keys import PublicKey
 from .certs import TrustAnchors, check_leaf
 from .crl import Revocations
 from .params import SessionRequest, session_request
@@ -220,7 +219,7 @@ def decode_chain(value: str | None) -> list[x509.Certificate]:
     return [decode_certificate(part, "X-Amz-X509-Chain") for part in parts]
 
 
-def check_algorithm(algorithm: str, public_key: PublicKey) -> None:
+def check_algorithm(algorithm: str, public_key: sigv4x509.PublicKey) -> None:
     """The algorithm must be the one for the certificate's key type."""
     expected = sigv4x509.algorithm_for(public_key)
     if algorithm != expected:
@@ -234,7 +233,7 @@ def check_signature(
     auth: Authorization,
     signed_at: datetime,
     region: str,
-    public_key: PublicKey,
+    public_key: sigv4x509.PublicKey,
 ) -> None:
     """Rebuild the string to sign with the signer's code and check the signature over it."""
     request = sigv4x509.Request(

@@ -1,23 +1,27 @@
-"""Private keys in files: PEM PKCS#1, SEC1, PKCS#8 (plain or encrypted) and DER.
+"""Private keys in files: PEM PKCS#1, SEC1, PKCS#8 (plain or encrypted), DER and PKCS#12.
 
 >>> from hwsigner.keys.file import FileKey
 >>> key = FileKey.load("device.key")                             # doctest: +SKIP
 >>> key.sign(b"message")[:2].hex()                               # doctest: +SKIP
 '3045'
+>>> key = FileKey.from_pem(open("combo.pem", "rb").read(), source="combo.pem")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from .._tty import ask_secret
-from ..certrules import CURVES, MIN_RSA_BITS
-from ..errors import ConfigError, KeySourceError, PasswordError
-from . import Digest, KeyBackend, PublicKey
+from ..errors import CertificateError, ConfigError, KeySourceError, PasswordError
+from ..x509rules import CURVES, MIN_RSA_BITS
+from .backend import Digest, KeyBackend, PublicKey
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -51,7 +55,13 @@ class FileKey(KeyBackend):
                 f"cannot read private key file {path}: {exc.strerror}",
                 hint="check the --private-key path and its permissions",
             ) from None
-        return cls(parse_private_key(data, path, password), f"file {path}")
+        return cls.from_pem(data, source=path, password=password)
+
+    @classmethod
+    def from_pem(cls, data: bytes, *, source: str, password: str | None = None) -> FileKey:
+        """The private key in PEM (or DER) ``data``, such as a combo PEM's; ``source`` names it
+        in errors and the password prompt."""
+        return cls(parse_private_key(data, source, password), f"file {source}")
 
     @property
     def public_key(self) -> PublicKey:
@@ -116,6 +126,53 @@ def parse_private_key(data: bytes, source: str, password: str | None = None) -> 
         ) from None
     check_key(key)
     return key  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Pkcs12File:
+    """What a PKCS#12 file holds: the key, its certificate, and any further certificates."""
+
+    key: FileKey
+    certificate: x509.Certificate
+    others: tuple[x509.Certificate, ...]
+
+
+def load_pkcs12(data: bytes, source: str, password: str | None = None) -> Pkcs12File:
+    """A PKCS#12 file with its certificate and key; asks for the password when one is needed."""
+    if password is None:
+        password = secret_from_env("HWSIGNER_PKCS8_PASSWORD")
+    try:
+        loaded = _load_pkcs12(data, password)
+        if loaded is None and password is None:
+            password = ask_secret(
+                f"Password for {source}: ", instead="--pkcs8-password or HWSIGNER_PKCS8_PASSWORD"
+            )
+            loaded = _load_pkcs12(data, password)
+    except ValueError:
+        raise CertificateError(
+            f"{source} is not a certificate (PEM or DER) or a PKCS#12 file",
+            hint="give --certificate a PEM certificate, a PKCS#12 file or a pkcs11: URI",
+        ) from None
+    if loaded is None:
+        raise PasswordError(f"wrong password for the PKCS#12 file {source}", hint=PASSWORD_HINT)
+    if loaded.cert is None or loaded.key is None:
+        raise CertificateError(
+            f"{source} must hold a certificate and its private key",
+            hint="export the PKCS#12 file with both the certificate and the key",
+        )
+    others = tuple(c.certificate for c in loaded.additional_certs)
+    key = FileKey(loaded.key, f"file {source}")  # type: ignore[arg-type]
+    return Pkcs12File(key, loaded.cert.certificate, others)
+
+
+def _load_pkcs12(data: bytes, password: str | None) -> pkcs12.PKCS12KeyAndCertificates | None:
+    """The parsed file, or None when the password is wrong (or one is needed)."""
+    try:
+        return pkcs12.load_pkcs12(data, password.encode() if password is not None else None)
+    except ValueError as exc:
+        if "password" in str(exc).lower() or "mac" in str(exc).lower():
+            return None
+        raise
 
 
 def secret_from_env(name: str) -> str | None:

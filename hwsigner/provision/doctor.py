@@ -17,9 +17,7 @@ ARNs parsed; the service part is in ``doctor_service``. A setup is good when not
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -27,61 +25,26 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ..errors import CertificateError, HwSignerError
-from ..identity import read_certificate_file, read_certificates, spki
-from ..keys import KeyBackend, KeyOptions, open_key
+from ..identity import read_certificate_file
+from ..keys import KeyBackend, open_key
 from ..sigv4x509 import MAX_CHAIN
-from .certcheck import chain_path, days_left, describe, is_self_signed, leaf_problems
+from ..x509certs import describe, is_self_signed, read_certificates, signature_hash, spki
+from ..x509rules import (
+    LEAF_RULES,
+    NOT_EXPIRED,
+    UNTRUSTED,
+    VALID_YET,
+    VALIDITY_RULES,
+    broken_rules,
+    chain_broken,
+    walk_chain,
+)
+from .doctor_check import Check, Opened, Setup, failed, failing
+from .doctor_service import service_checks
 
-Status = Literal["pass", "warn", "fail", "skip"]
 WARN_DAYS = 30
-RENEW = "renew it: hwsigner csr, have the CA issue it, then hwsigner import-cert --replace"
 TEST_MESSAGE = b"hwsigner doctor: a test signature"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """The result of one check: one line for the user, and a fix when it failed."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str | None = None
-
-    def line(self) -> str:
-        fix = f" -- fix: {self.fix}" if self.fix and self.status in ("fail", "warn") else ""
-        return f"{self.status.upper():<5} {self.name}: {self.detail}{fix}"
-
-
-@dataclass(frozen=True, slots=True)
-class Setup:
-    """The credential-process flags, plus what only doctor takes (``trust_anchors``, ``online``)."""
-
-    certificate: str | None = None
-    private_key: str | None = None
-    intermediates: str | None = None
-    options: KeyOptions = field(default_factory=KeyOptions)
-    trust_anchor_arn: str | None = None
-    profile_arn: str | None = None
-    role_arn: str | None = None
-    session_duration: int = 3600
-    role_session_name: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
-    trust_anchors: str | None = None  # PEM file of the trust anchor's CA certificate(s)
-    online: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """What the first checks found: the leaf, the intermediates to send, the open key."""
-
-    certificate: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
-    key: KeyBackend
-
-
-def failed(name: str, exc: HwSignerError) -> Check:
-    return Check(name, "fail", str(exc), exc.hint)
+SHAPE_RULES = tuple(rule for rule in LEAF_RULES if rule not in VALIDITY_RULES)  # validity: its own
 
 
 def run_checks(
@@ -92,8 +55,6 @@ def run_checks(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Check]:
     """Every check in order; the key is closed when the iteration ends."""
-    from .doctor_service import service_checks
-
     opened: Opened | None = None
     try:
         for check, found in open_identity(setup):
@@ -106,7 +67,7 @@ def run_checks(
         else:
             yield check_pair(opened)
             yield check_validity(opened.certificate, now)
-            yield check_rules(opened.certificate)
+            yield check_rules(opened.certificate, now)
             yield check_chain(opened, setup.trust_anchors, now)
         yield from service_checks(setup, opened, transport=transport, env=env)
     finally:
@@ -204,32 +165,29 @@ def check_pair(opened: Opened) -> Check:
 def check_validity(cert: x509.Certificate, now: datetime) -> Check:
     name = "validity"
     until = cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
-    left = days_left(cert, now)
+    left = (cert.not_valid_after_utc - now).total_seconds() / 86400
     if now < cert.not_valid_before_utc:
         start = cert.not_valid_before_utc.strftime("%Y-%m-%d %H:%M UTC")
-        fix = "wait, or check this machine's clock"
-        return Check(name, "fail", f"the certificate is not valid before {start}", fix)
+        return Check(name, "fail", f"the certificate is not valid before {start}", VALID_YET.fix)
+    renew = NOT_EXPIRED.fix
     if left < 0:
         return Check(
-            name, "fail", f"the certificate expired on {until} ({-left:.0f} days ago)", RENEW
+            name, "fail", f"the certificate expired on {until} ({-left:.0f} days ago)", renew
         )
     if left < WARN_DAYS:
-        return Check(name, "warn", f"the certificate expires in {left:.1f} days ({until})", RENEW)
+        return Check(name, "warn", f"the certificate expires in {left:.1f} days ({until})", renew)
     return Check(name, "pass", f"valid until {until} ({left:.0f} days left)")
 
 
-def check_rules(cert: x509.Certificate) -> Check:
-    """X.509 v3, not a CA, digitalSignature, SHA-256 or stronger, an accepted key."""
-    problems = leaf_problems(cert)
+def check_rules(cert: x509.Certificate, now: datetime) -> Check:
+    """X.509 v3, not a CA, digitalSignature, SHA-256 or stronger, an accepted key: every broken
+    rule with the service's message and its fix."""
+    name = "Roles Anywhere rules"
+    problems = broken_rules(cert, now, SHAPE_RULES)
     if problems:
-        what = "; ".join(problem.what for problem in problems)
-        return Check("Roles Anywhere rules", "fail", f"the certificate breaks them: {what}",
-                     problems[0].fix)  # fmt: skip
-    hash_name = cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else "?"
-    return Check(
-        "Roles Anywhere rules", "pass",
-        f"X.509 v3, not a CA, digitalSignature, signed with {hash_name.upper()}",
-    )  # fmt: skip
+        return failing(name, [(broken.message, broken.fix) for broken in problems])
+    shown = (signature_hash(cert) or "?").upper()
+    return Check(name, "pass", f"X.509 v3, not a CA, digitalSignature, signed with {shown}")
 
 
 def check_chain(opened: Opened, trust_anchors: str | None, now: datetime) -> Check:
@@ -239,7 +197,7 @@ def check_chain(opened: Opened, trust_anchors: str | None, now: datetime) -> Che
     except HwSignerError as exc:
         return failed(name, exc)
     leaf, chain = opened.certificate, opened.chain
-    path = chain_path(leaf, chain, anchors)
+    path = walk_chain(leaf, chain, anchors)
     shown = " <- ".join(describe(cert) for cert in (leaf, *path.links))
     if len(chain) > MAX_CHAIN:
         fix = "send only the intermediates between the certificate and the trust anchor"
@@ -251,16 +209,16 @@ def check_chain(opened: Opened, trust_anchors: str | None, now: datetime) -> Che
             name, "fail", f"{describe(path.unused[0])} is not on the path {shown}",
             "remove it from the intermediates, or add the CA between",
         )  # fmt: skip
-    expired = [cert for cert in path.links if cert.not_valid_after_utc < now]
-    if expired:
-        return Check(name, "fail", f"the CA certificate {describe(expired[0])} has expired",
-                     "renew the CA certificate and send the new one")  # fmt: skip
-    if anchors:
-        if path.anchor is None:
-            return Check(
-                name, "fail", f"{shown} does not reach the trust anchor",
-                "pass --intermediates with the CA certificates between it and the trust anchor",
-            )  # fmt: skip
+    problems = [
+        (f"{shown} does not reach the trust anchor", broken.fix)
+        if broken.rule is UNTRUSTED
+        else (broken.message, broken.fix)
+        for broken in chain_broken(path, now)
+        if anchors or broken.rule is not UNTRUSTED  # with no anchor given, the top is unknown
+    ]
+    if problems:
+        return failing(name, problems)
+    if path.anchor is not None:
         return Check(name, "pass", f"{shown} <- trust anchor {describe(path.anchor)}")
     if is_self_signed(leaf):
         return Check(name, "fail", "the certificate is self-signed",
@@ -273,3 +231,7 @@ def check_chain(opened: Opened, trust_anchors: str | None, now: datetime) -> Che
         name, "warn", f"{shown}; the trust anchor must be {issuer} (not checked)",
         "pass --trust-anchor-cert with the trust anchor's CA certificate to check it",
     )  # fmt: skip
+
+
+__all__ = ["Check", "Setup", "check_chain", "check_pair", "check_rules", "check_validity",
+           "run_checks"]  # fmt: skip

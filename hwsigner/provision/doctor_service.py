@@ -1,6 +1,6 @@
 """The service side of ``doctor``: the ARNs, and whether the endpoint answers.
 
-    >>> from hwsigner.provision.doctor import Setup
+    >>> from hwsigner.provision.doctor_check import Setup
     >>> for check in service_checks(Setup(), None):
     ...     print(check.line())
     SKIP  ARNs: none given (pass --trust-anchor-arn, --profile-arn and --role-arn to check them)
@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..arns import parse_arn
 from ..errors import HwSignerError
-from ..identity import Identity, checked_chain
+from ..identity import Identity
 from ..rolesanywhere import SessionParams, Target, create_session, resolve
 from ..sigv4x509 import Request
 from ..transport import HttpTransport
-
-if TYPE_CHECKING:
-    from .doctor import Check, Opened, Setup
+from ..x509rules import chain_to_send
+from .doctor_check import Check, Opened, Setup
 
 FLAGS = ("--trust-anchor-arn", "--profile-arn", "--role-arn")
 
@@ -37,8 +36,6 @@ def service_checks(
     transport: Callable[..., Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Check]:
-    from .doctor import Check
-
     env = os.environ if env is None else env
     given = (setup.trust_anchor_arn, setup.profile_arn, setup.role_arn)
     if not any(given):
@@ -75,8 +72,6 @@ def service_checks(
 
 
 def arn_check(params: SessionParams, target: Target) -> Check:
-    from .doctor import Check
-
     anchor = parse_arn(params.trust_anchor_arn, "trust-anchor")
     accounts = {
         anchor.account,
@@ -97,8 +92,6 @@ def base_url(target: Target) -> str:
 
 
 def reachability_check(target: Target, transport: Callable[[Request], Any]) -> Check:
-    from .doctor import Check
-
     url = base_url(target) + "/"
     try:
         response = transport(Request("GET", url, (), b""))
@@ -116,12 +109,10 @@ def online_check(
     transport: Callable[[Request], Any],
     env: Mapping[str, str],
 ) -> Check:
-    from .doctor import Check
-
     if opened is None:
         return Check("CreateSession", "skip", "needs the certificate and the key")
     try:
-        identity = Identity(opened.certificate, checked_chain(opened.certificate, opened.chain))
+        identity = Identity(opened.certificate, chain_to_send(opened.certificate, opened.chain))
         credentials = create_session(params, identity, opened.key, transport=transport, env=env)
     except HwSignerError as exc:
         return Check("CreateSession", "fail", str(exc), exc.hint)

@@ -25,11 +25,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..certrules import is_ca
 from ..errors import CertificateError, ConfigError, needs_extra
-from ..identity import read_certificates, spki
 from ..keys import KeyOptions, key_kind, open_key
-from .certcheck import chain_path, describe, is_self_signed
+from ..x509certs import describe, is_ca, is_self_signed, read_certificates, spki
+from ..x509rules import walk_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,7 @@ def read_issued(
                 f"{describe(cert)} in the chain is not a CA certificate; nothing was changed",
                 hint="give --chain the issuing CA certificates only",
             )
-    path = chain_path(leaf, candidates)
+    path = walk_chain(leaf, candidates)
     if path.unused:
         raise CertificateError(
             f"{describe(path.unused[0])} in the chain did not issue "
