@@ -139,6 +139,7 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
         ("garbage", ("no PEM certificate", "nothing was changed")),
         ("other-key", ("another key", "nothing was changed")),
         ("not-a-ca-chain", ("not a CA", "nothing was changed")),
+        ("rules", ("Roles Anywhere would refuse the new certificate", "nothing was changed")),
         ("refused", ("did not get credentials", "Untrusted signing certificate", "nothing was")),
     ],
 )
@@ -157,6 +158,7 @@ def test_bad_answers_leave_the_old_certificate_untouched(
         "garbage": "cat >/dev/null; echo 'hello, I am not a certificate'",
         "other-key": f"cat >/dev/null; cat {other_cert}",
         "not-a-ca-chain": f"{openssl_x509(pki)}; cat {other_cert}",
+        "rules": openssl_x509(pki).replace("-copy_extensions copy", ""),  # no keyUsage
         "refused": openssl_x509(stranger),
     }
     before = cert.read_bytes()

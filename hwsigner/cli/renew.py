@@ -237,14 +237,15 @@ def prove(
 ) -> None:
     """CreateSession with the new certificate and the same key, before anything is replaced."""
     from ..errors import CertificateError, HwSignerError
-    from ..identity import Identity, checked_chain
+    from ..identity import Identity
     from ..rolesanywhere import create_session
+    from ..x509rules import chain_to_send
     from .options import transport
 
     leaf = issued.certificate
     chain = issued.intermediates or identity.chain
     try:
-        new = Identity(leaf, checked_chain(leaf, chain))
+        new = Identity(leaf, chain_to_send(leaf, chain))
         create_session(session, new, key, transport=transport(args))
     except HwSignerError as exc:
         raise CertificateError(

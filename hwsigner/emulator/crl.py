@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from ..certrules import issued_by
 from ..errors import ConfigError
-from ..identity import read_bytes
+from ..x509certs import issued_by, read_bytes
 from .rejection import access_denied
 
 log = logging.getLogger("hwsigner")

@@ -24,15 +24,17 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..certrules import extension
 from ..errors import CertificateError, ConfigError
-from ..identity import read_bytes, spki
 from ..keys import KeyBackend, PublicKey
-from .certcheck import chain_path, days_left, describe, is_self_signed, leaf_problems
+from ..x509certs import describe, extension, is_ca, is_self_signed, read_bytes, spki
+from ..x509rules import LEAF_RULES, VALID_YET, broken_rules, walk_chain
 from .csr import SigningRequest, build_csr
 
 UNCHANGED = "nothing was changed"
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+# What Roles Anywhere asks of the new leaf; not-yet-valid is allowed (a CA clock a little ahead:
+# the running services keep the old certificate until the new one is valid).
+ISSUED_RULES = tuple(rule for rule in LEAF_RULES if rule is not VALID_YET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,11 @@ class Issued:
     def intermediates(self) -> tuple[x509.Certificate, ...]:
         """The chain without its root: what is sent with the leaf and stored beside it."""
         return tuple(cert for cert in self.chain if not is_self_signed(cert))
+
+
+def days_left(cert: x509.Certificate, now: datetime) -> float:
+    """Days until the certificate expires (negative once it has)."""
+    return (cert.not_valid_after_utc - now).total_seconds() / 86400
 
 
 def whole_days_left(cert: x509.Certificate, now: datetime) -> int:
@@ -81,10 +88,11 @@ def read_issued(data: bytes, source: str) -> Issued:
             hint="the CA must print the certificate (PEM), optionally followed by its chain",
         ) from None
     leaf, others = found[0], found[1:]
-    path = chain_path(leaf, others)
-    if path.unused:
+    path = walk_chain(leaf, others)
+    strays = [*path.unused, *(cert for cert in path.links if not is_ca(cert))]
+    if strays:
         raise CertificateError(
-            f"{source} returned {describe(path.unused[0])}, which is not a CA above "
+            f"{source} returned {describe(strays[0])}, which is not a CA above "
             f"{describe(leaf)}; {UNCHANGED}",
             hint="the certificate comes first, then its issuing CA and the CAs above it",
         )
@@ -100,12 +108,10 @@ def check_issued(issued: Issued, public_key: PublicKey, now: datetime) -> None:
             f"{leaf.serial_number}); {UNCHANGED}",
             hint="the CA must issue for the request's public key (check the --exec command)",
         )
-    if now > leaf.not_valid_after_utc:
-        raise CertificateError(f"the CA returned an expired certificate; {UNCHANGED}")
-    problems = leaf_problems(leaf)
+    problems = broken_rules(leaf, now, ISSUED_RULES)
     if problems:
         raise CertificateError(
-            f"Roles Anywhere would refuse the new certificate: {problems[0].what}; {UNCHANGED}",
+            f"Roles Anywhere would refuse the new certificate: {problems[0].message}; " + UNCHANGED,
             hint=problems[0].fix,
         )
 
