@@ -138,18 +138,27 @@ class CredentialServer(ThreadingHTTPServer):
 
 
 def read_auth_token(path: str) -> str:
-    """The container endpoint's token: the file's text without surrounding whitespace."""
+    """The container endpoint's token: the file's content exactly, which must be one word of
+    visible ASCII with no newline, since clients send the file as it is as a header value
+    (botocore refuses a trailing newline: "not a legal header value")."""
+    make = """python3 -c 'import secrets; print(secrets.token_hex(32), end="")'"""
+    fix = f"write it without a newline: {make} > {path}"
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        token = Path(path).read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        raise ConfigError(f"the token file {path} holds non-ASCII bytes", hint=fix) from None
+    except OSError as exc:
         raise ConfigError(
-            f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}",
+            f"cannot read the token file {path}: {exc.strerror or exc}",
             hint="check --auth-token-file",
         ) from None
-    if not token or any(c in token for c in "\r\n"):
+    if not token:
+        raise ConfigError(f"the token file {path} is empty", hint=fix)
+    if not all("!" <= c <= "~" for c in token):
         raise ConfigError(
-            f"the token file {path} must hold one non-empty line",
-            hint="e.g. openssl rand -hex 32 > token",
+            f"the token file {path} holds whitespace, a newline or a control character,"
+            " which AWS SDKs refuse in a header",
+            hint=fix,
         )
     return token
 

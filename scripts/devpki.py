@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make a development PKI and leaf certificates Roles Anywhere accepts.
 
-    python scripts/devpki.py init pki/                      # root CA + issuing CA
+    python scripts/devpki.py init pki/                      # root CA + issuing CA (once)
     python scripts/devpki.py leaf pki/ device-0001 --type ec-p256   # software key + certificate
     python scripts/devpki.py issue pki/ device.pub.pem device-0001  # certificate for a public key
     python scripts/devpki.py issue pki/ request.csr device-0001     # ... or for a CSR's key
@@ -19,17 +19,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from hwsigner.devpki import KEY_TYPES, DevPki
-
-
-def public_key_from(path: Path) -> object:
-    data = path.read_bytes()
-    if b"CERTIFICATE REQUEST" in data:
-        csr = x509.load_pem_x509_csr(data)
-        if not csr.is_signature_valid:
-            sys.exit(f"devpki: the signature of {path} does not verify")
-        return csr.public_key()
-    return serialization.load_pem_public_key(data)
+from hwsigner.devpki import KEY_TYPES, DevPki, load_public_key
+from hwsigner.errors import HwSignerError
 
 
 def write_crl(pki: DevPki, args: argparse.Namespace) -> int:
@@ -42,7 +33,7 @@ def write_crl(pki: DevPki, args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
+def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser("init", help="create the root and issuing CAs")
@@ -66,8 +57,9 @@ def main() -> int:
     revoke.add_argument("--by-root", action="store_true", help="a CRL of the root CA")
     args = parser.parse_args()
 
-    if args.command == "init":
-        pki = DevPki.create(args.directory)
+    if args.command == "init":  # keeps the CAs a directory already holds
+        exists = (args.directory / "root-ca.pem").exists()
+        pki = DevPki.load(args.directory) if exists else DevPki.create(args.directory)
         print(pki.root_cert)
         print(pki.issuing_cert)
         return 0
@@ -79,9 +71,18 @@ def main() -> int:
         return 0
     if args.command == "revoke":
         return write_crl(pki, args)
-    public_key = public_key_from(args.public_key)
-    print(pki.issue_file(public_key, args.name, args.out, by_root=args.by_root))  # type: ignore[arg-type]
+    public_key = load_public_key(args.public_key)
+    print(pki.issue_file(public_key, args.name, args.out, by_root=args.by_root))
     return 0
+
+
+def main() -> int:
+    try:
+        return run()
+    except HwSignerError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        print(f"devpki: {exc}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ KEY_TYPES = {"ec-p256": "EC:prime256v1", "ec-p384": "EC:secp384r1", "rsa-2048": 
 
 needs_softhsm = pytest.mark.skipif(
     not (MODULE and shutil.which("softhsm2-util") and shutil.which("pkcs11-tool")),
-    reason="needs SoftHSM2 (softhsm2-util, libsofthsm2.so) and OpenSC's pkcs11-tool",
+    reason="SoftHSM2 or OpenSC's pkcs11-tool absent: the PKCS#11 tests are skipped"
+    " (ci/install.sh installs them; they matter if you use tokens)",
 )
 _labels = itertools.count(1)
 

@@ -62,7 +62,8 @@ def _openssl_has_tpm2_provider() -> bool:
 
 needs_swtpm = pytest.mark.skipif(
     not (shutil.which("swtpm") and shutil.which("tpm2_createprimary") and _tpm2_pytss_importable()),
-    reason="needs swtpm, tpm2-tools and the Python module tpm2_pytss",
+    reason="swtpm, tpm2-tools or tpm2_pytss absent: the TPM tests are skipped"
+    " (ci/install.sh installs them; they matter if you use a TPM)",
 )
 needs_tpm2_openssl = pytest.mark.skipif(
     not _openssl_has_tpm2_provider(), reason="needs the tpm2-openssl provider"

@@ -105,7 +105,14 @@ def test_an_entry_others_can_read_is_not_trusted(tmp_path: Path) -> None:
     assert cache.get("k1", at(NOW)) is not None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason=(
+        "not root:"
+        " the check that a cache entry owned by another user is ignored is skipped"
+        " (it runs in CI as root)"
+    ),
+)
 def test_an_entry_owned_by_someone_else_is_not_trusted(tmp_path: Path) -> None:
     cache = CredentialCache(tmp_path / "c")
     cache.put("k1", credentials_valid_for(60))

@@ -20,7 +20,14 @@ import pytest
 from .conftest import RunningEmulator, start_emulator, stop
 from .helpers import VECTORS
 
-pytestmark = pytest.mark.skipif(not VECTORS.is_dir(), reason="../shared/vectors is absent")
+pytestmark = pytest.mark.skipif(
+    not VECTORS.is_dir(),
+    reason=(
+        "third-party captures not present (../shared/vectors):"
+        " the byte-for-byte check of the emulator against AWS's helper's live requests is"
+        " skipped; the other emulator tests cover its rules"
+    ),
+)
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ class Server:
 @pytest.fixture
 def token_file(tmp_path: Path) -> Path:
     path = tmp_path / "token"
-    path.write_text(AUTH_TOKEN + "\n")
+    path.write_text(AUTH_TOKEN)  # as docs/delivery.md makes it: no newline
     return path
 
 
