@@ -1,7 +1,8 @@
 """hwsigner: AWS IAM Roles Anywhere credentials from keys that never leave hardware.
 
     >>> import hwsigner
-    >>> identity, key = hwsigner.load_identity("pkcs11:token=dev;object=ra")   # doctest: +SKIP
+    >>> credentials = hwsigner.get_credentials(certificate="pkcs11:token=dev;object=ra",
+    ...     trust_anchor_arn="arn:...", profile_arn="arn:...", role_arn="arn:...")  # doctest: +SKIP
 
 Names are imported on first use, so ``import hwsigner`` loads no backend library (and not
 ``cryptography``).
@@ -15,8 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CertificateError": "errors",
     "ConfigError": "errors",
+    "CredentialKeeper": "delivery.keeper",
     "Credentials": "credentials",
-    "CredentialKeeper": "refresher",
     "HwSignerError": "errors",
     "Identity": "identity",
     "KeyBackend": "keys",
@@ -25,21 +26,23 @@ _EXPORTS = {
     "NetworkError": "errors",
     "PasswordError": "errors",
     "ServiceError": "errors",
-    "SessionParams": "rolesanywhere",
-    "boto3_session": "api",
-    "create_session": "api",
+    "Session": "session",
+    "Settings": "settings",
+    "boto3_session": "session",
+    "get_credentials": "session",
     "load_identity": "identity",
     "open_key": "keys",
 }
+# deprecated name -> module that defines it (they warn when called; not in __all__)
+_DEPRECATED = {"SessionParams": "rolesanywhere", "create_session": "session"}
 
 __all__ = sorted(_EXPORTS)
 
 if _TYPE_CHECKING:
     from typing import Any as _Any
 
-    from .api import boto3_session as boto3_session
-    from .api import create_session as create_session
     from .credentials import Credentials as Credentials
+    from .delivery.keeper import CredentialKeeper as CredentialKeeper
     from .errors import CertificateError as CertificateError
     from .errors import ConfigError as ConfigError
     from .errors import HwSignerError as HwSignerError
@@ -52,18 +55,21 @@ if _TYPE_CHECKING:
     from .keys import KeyBackend as KeyBackend
     from .keys import KeyOptions as KeyOptions
     from .keys import open_key as open_key
-    from .refresher import CredentialKeeper as CredentialKeeper
-    from .rolesanywhere import SessionParams as SessionParams
+    from .session import Session as Session
+    from .session import boto3_session as boto3_session
+    from .session import get_credentials as get_credentials
+    from .settings import Settings as Settings
 
 
 def __getattr__(name: str) -> "_Any":
-    module = _EXPORTS.get(name)
+    module = _EXPORTS.get(name) or _DEPRECATED.get(name)
     if module is None:
         raise AttributeError(f"module 'hwsigner' has no attribute {name!r}")
     from importlib import import_module  # here, not at the top: start-up time
 
     value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
+    if name in _EXPORTS:
+        globals()[name] = value
     return value
 
 

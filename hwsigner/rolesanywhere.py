@@ -1,10 +1,11 @@
 """The IAM Roles Anywhere CreateSession client: hwsigner's only network code.
 
-    >>> from hwsigner import load_identity, SessionParams
-    >>> from hwsigner.rolesanywhere import create_session
+    >>> from hwsigner import Settings, load_identity
+    >>> from hwsigner.rolesanywhere import request_credentials
     >>> identity, key = load_identity("leaf.pem", "leaf.key")  # doctest: +SKIP
-    >>> params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN)  # doctest: +SKIP
-    >>> create_session(params, identity, key)  # doctest: +SKIP
+    >>> settings = Settings(trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=PROFILE_ARN,
+    ...                     role_arn=ROLE_ARN)                 # doctest: +SKIP
+    >>> request_credentials(settings, identity, key)  # doctest: +SKIP
     Credentials(access_key_id='ASIA...', expiration='...')
 
 The transport is one callable, ``Request -> Response``: tests pass a plain function or point
@@ -18,9 +19,11 @@ import logging
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote
 
 from .arns import endpoint_url, parse_arn, signing_region
@@ -28,6 +31,7 @@ from .credentials import Credentials
 from .errors import ConfigError, NetworkError, ServiceError
 from .identity import Identity
 from .keys import KeyBackend
+from .settings import Settings
 from .sigv4x509 import Request, sign
 from .transport import HttpTransport, Response
 
@@ -51,19 +55,6 @@ HINTS = {
 
 
 @dataclass(frozen=True, slots=True)
-class SessionParams:
-    """What CreateSession is asked for; names mirror the CLI flags."""
-
-    trust_anchor_arn: str
-    profile_arn: str
-    role_arn: str
-    session_duration: int = 3600
-    role_session_name: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Target:
     """Where and how a CreateSession request goes, checked once."""
 
@@ -72,7 +63,7 @@ class Target:
     body: bytes
 
 
-def resolve(params: SessionParams, env: Mapping[str, str] | None = None) -> Target:
+def resolve(params: Settings, env: Mapping[str, str] | None = None) -> Target:
     """Check the ARNs and duration; choose the region and endpoint; build the URL and body."""
     env = os.environ if env is None else env
     anchor = parse_arn(params.trust_anchor_arn, "trust-anchor")
@@ -120,8 +111,8 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def create_session(
-    params: SessionParams,
+def request_credentials(
+    settings: Settings,
     identity: Identity,
     key: KeyBackend,
     *,
@@ -129,10 +120,15 @@ def create_session(
     env: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,
+    target: Target | None = None,
 ) -> Credentials:
-    """Call CreateSession, re-signing each attempt, and return the first credential set."""
+    """Call CreateSession, re-signing each attempt, and return the first credential set.
+
+    ``target`` is ``resolve(settings, env)`` when the caller has it already (``Session``
+    checks the settings once, when it opens).
+    """
     env = os.environ if env is None else env
-    target = resolve(params, env)
+    target = target or resolve(settings, env)
     transport = transport or HttpTransport.from_env(env)
     attempts = max_attempts(env)
     log.debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
@@ -194,3 +190,41 @@ def service_error(response: Response) -> ServiceError:
     error_type = str(raw_type).split(":")[0].split("#")[-1]
     message = str(body.get("message") or body.get("Message") or "")
     return ServiceError(error_type, message, status=response.status, hint=HINTS.get(error_type))
+
+
+def create_session(
+    params: Settings, identity: Identity, key: KeyBackend, **options: Any
+) -> Credentials:
+    """Deprecated: ``request_credentials``, under the name it had until 0.1."""
+    warnings.warn(
+        "hwsigner.rolesanywhere.create_session is deprecated: use request_credentials",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return request_credentials(params, identity, key, **options)
+
+
+def SessionParams(
+    trust_anchor_arn: str,
+    profile_arn: str,
+    role_arn: str,
+    session_duration: int = 3600,
+    role_session_name: str | None = None,
+    region: str | None = None,
+    endpoint: str | None = None,
+) -> Settings:
+    """Deprecated: the ``Settings`` of a request, as the class it replaced took them."""
+    warnings.warn(
+        "hwsigner.rolesanywhere.SessionParams is deprecated: use hwsigner.Settings",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return Settings(
+        trust_anchor_arn=trust_anchor_arn,
+        profile_arn=profile_arn,
+        role_arn=role_arn,
+        session_duration=session_duration,
+        role_session_name=role_session_name,
+        region=region,
+        endpoint=endpoint,
+    )

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from hwsigner.identity import Identity, load_identity
 from hwsigner.keys import Digest, KeyBackend, KeyOptions, PublicKey
-from hwsigner.rolesanywhere import SessionParams, create_session, resolve
+from hwsigner.rolesanywhere import request_credentials, resolve
+from hwsigner.settings import Settings
 from hwsigner.sigv4x509 import Request, sign
 from tests.helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
@@ -47,8 +48,13 @@ class Opened:
     bare: Callable[[bytes], object]
 
 
-def params(lab: Lab) -> SessionParams:
-    return SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=lab.emulator.url)
+def params(lab: Lab) -> Settings:
+    return Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=PROFILE_ARN,
+        role_arn=ROLE_ARN,
+        endpoint=lab.emulator.url,
+    )
 
 
 def options(lab: Lab, kind: str) -> KeyOptions:
@@ -198,7 +204,7 @@ def hardware_ops(lab: Lab, report: Report, sessions: int) -> None:
         with key:
             for _ in range(sessions):
                 started = time.perf_counter()
-                create_session(params(lab), identity, key)
+                request_credentials(params(lab), identity, key)
                 times.append(time.perf_counter() - started)
             tpm = getattr(key, "counters", None)
         served = lab.create_sessions() - before_service
@@ -223,7 +229,7 @@ def hardware_ops(lab: Lab, report: Report, sessions: int) -> None:
 
 def _pkcs11_counters() -> dict[str, int]:
     try:
-        from hwsigner.keys.pkcs11_token import COUNTERS
+        from hwsigner.keys.pkcs11 import COUNTERS
     except ImportError:
         return {"signatures": 0, "logins": 0, "context_logins": 0, "reopens": 0}
     return {

@@ -1,5 +1,5 @@
 # ruff: noqa: F811 - pytest fixtures imported from tests.softhsm are redefined as arguments
-"""The Python API: ``hwsigner.create_session`` and ``hwsigner.boto3_session`` against the
+"""The Python API: ``hwsigner.get_credentials`` and ``hwsigner.boto3_session`` against the
 emulator, and the examples of docs/python-api.md, run as written."""
 
 from __future__ import annotations
@@ -57,10 +57,10 @@ def last_issued(emulator: RunningEmulator) -> dict[str, str]:
     return emulator_call(emulator.url, "GET", "stats")["last"]  # type: ignore[no-any-return]
 
 
-def test_create_session_returns_the_services_credentials(
+def test_get_credentials_returns_the_services_credentials(
     source: dict[str, str], own_emulator: RunningEmulator
 ) -> None:
-    found = hwsigner.create_session(**source, session_duration=900, role_session_name="agent-7")
+    found = hwsigner.get_credentials(**source, session_duration=900, role_session_name="agent-7")
     assert isinstance(found, hwsigner.Credentials)
     issued = last_issued(own_emulator)
     assert found.access_key_id == issued["accessKeyId"]
@@ -71,7 +71,7 @@ def test_create_session_returns_the_services_credentials(
 
 def test_mistakes_in_the_arns_surface_before_the_key_is_opened(source: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="--role-arn"):
-        hwsigner.create_session(**{**source, "role_arn": "role/x", "private_key": "/missing"})
+        hwsigner.get_credentials(**{**source, "role_arn": "role/x", "private_key": "/missing"})
 
 
 def test_service_errors_are_hwsigner_errors(
@@ -79,7 +79,7 @@ def test_service_errors_are_hwsigner_errors(
 ) -> None:
     fail_service(own_emulator.url, status=403)
     with pytest.raises(ServiceError, match="AccessDenied"):
-        hwsigner.create_session(**source)
+        hwsigner.get_credentials(**source)
     fail_service(own_emulator.url, status=403)
     with pytest.raises(ServiceError, match="AccessDenied"):
         hwsigner.boto3_session(**source)
@@ -117,6 +117,48 @@ def test_boto3_session_refreshes_when_its_credentials_expire(
     assert create_sessions(own_emulator.url) >= 2
 
 
+def test_the_names_before_0_2_still_work_and_warn(
+    source: dict[str, str], own_emulator: RunningEmulator
+) -> None:
+    from hwsigner import rolesanywhere
+
+    with pytest.warns(DeprecationWarning, match="use hwsigner.get_credentials"):
+        found = hwsigner.create_session(**source)
+    assert found.access_key_id == last_issued(own_emulator)["accessKeyId"]
+    with pytest.warns(DeprecationWarning, match="use hwsigner.Settings"):
+        params = rolesanywhere.SessionParams(
+            TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, 900, endpoint=own_emulator.url
+        )
+    assert params == hwsigner.Settings(**ARNS, session_duration=900, endpoint=own_emulator.url)
+    identity, key = hwsigner.load_identity(
+        source["certificate"], source["private_key"], source["intermediates"]
+    )
+    with key, pytest.warns(DeprecationWarning, match="use request_credentials"):
+        found = rolesanywhere.create_session(params, identity, key)
+    assert found.access_key_id == last_issued(own_emulator)["accessKeyId"]
+    assert "create_session" not in hwsigner.__all__ and "SessionParams" not in hwsigner.__all__
+
+
+def test_a_session_opens_once_and_fetches_many(
+    source: dict[str, str], own_emulator: RunningEmulator
+) -> None:
+    settings = hwsigner.Settings(**source)
+    with hwsigner.Session.open(settings) as session:
+        keys = {session.fetch().access_key_id for _ in range(3)}
+        assert session.current_identity().certificate.subject.rfc4514_string()
+    assert len(keys) == 3 and create_sessions(own_emulator.url) == 3
+
+
+def test_settings_hide_secrets_and_refuse_unknown_keywords() -> None:
+    settings = hwsigner.Settings(**ARNS, pkcs8_password="hunter2", tpm_key_password="hunter3")
+    assert "hunter" not in repr(settings) and "role_arn" in repr(settings)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'role'"):
+        hwsigner.Settings(**ARNS, role="x")
+    with pytest.raises(AttributeError):
+        settings.region = "eu-west-1"  # type: ignore[misc]
+    assert settings.replace(region="eu-west-1").region == "eu-west-1"
+
+
 def test_a_refresh_margin_must_be_positive(source: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="refresh_margin"):
         hwsigner.boto3_session(**source, refresh_margin=0)
@@ -125,7 +167,8 @@ def test_a_refresh_margin_must_be_positive(source: dict[str, str]) -> None:
 def test_the_names_are_light_to_import() -> None:
     code = (
         "import sys, hwsigner\n"
-        "hwsigner.create_session, hwsigner.boto3_session, hwsigner.CredentialKeeper\n"
+        "hwsigner.get_credentials, hwsigner.boto3_session, hwsigner.CredentialKeeper\n"
+        "hwsigner.Session, hwsigner.Settings\n"
         "print(' '.join(sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

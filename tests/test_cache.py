@@ -21,8 +21,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from hwsigner.cache import CredentialCache, cache_key
 from hwsigner.credentials import Credentials, format_time
+from hwsigner.delivery.cache import CredentialCache, cache_key
 
 from .conftest import RunningEmulator
 from .delivery import create_sessions, isolate_aws
@@ -241,7 +241,8 @@ def test_a_hit_touches_neither_key_nor_network_nor_heavy_modules(
     assert json.loads(result.stdout) == first
     loaded = set(result.stderr.split())
     ours = {name for name in loaded if name.startswith("hwsigner")}
-    assert ours <= {"hwsigner", "hwsigner.cli", "hwsigner.cli.cache_hit", "hwsigner.cache",
+    assert ours <= {"hwsigner", "hwsigner.cli", "hwsigner.cli.cache_hit", "hwsigner.settings",
+                    "hwsigner.delivery", "hwsigner.delivery.cache",
                     "hwsigner.errors"}, ours  # fmt: skip
     heavy = {"cryptography", "pkcs11", "tpm2_pytss", "boto3", "botocore", "asn1crypto"}
     assert not {name.split(".")[0] for name in loaded} & heavy

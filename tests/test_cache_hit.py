@@ -2,8 +2,8 @@
 
 ``hwsigner.cli.cache_hit`` answers ``credential-process --cache`` before argparse is loaded; it
 must find the same entry the full path would, and step aside whenever argparse might read the
-command line differently. ``hwsigner.cache`` reads entries in ``put``'s layout without json; it
-must give the same answer as json does, and decline everything else.
+command line differently. ``hwsigner.delivery.cache`` reads entries in ``put``'s layout without
+json; it must give the same answer as json does, and decline everything else.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hwsigner.cache import CredentialCache, entry_answer, plain_process_expiration
 from hwsigner.cli.cache_hit import cache_inputs, read_flags
 from hwsigner.cli.parser import build_parser
 from hwsigner.credentials import Credentials
+from hwsigner.delivery.cache import CredentialCache, entry_answer, plain_process_expiration
 
 from .helpers import ARN_FLAGS, PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
@@ -53,6 +53,24 @@ def test_flags_are_read_as_argparse_reads_them(args: list[str]) -> None:
     full = argparse_values(args)
     assert cache_inputs(fast, ENV) == cache_inputs(full, ENV)
     assert {name: fast[name] for name in fast} == {name: full[name] for name in fast}
+
+
+def test_every_setting_is_one_flag_read_alike_by_argparse_and_the_cache_hit_reader() -> None:
+    from hwsigner.settings import FIELDS, Settings
+
+    args = ["--cache"]
+    for row in FIELDS:
+        value = "900" if row.name == "session_duration" else f"value-of-{row.name}"
+        args += [row.flag] if row.switch else [row.flag, value]
+    fast, full = read_flags(args), argparse_values(args)
+    assert fast is not None
+    argv = ["credential-process", *args]
+    from_argparse = Settings.from_args(build_parser(argv).parse_args(argv))
+    assert from_argparse == Settings(**{row.name: fast[row.name] for row in FIELDS})
+    assert all(fast[row.name] == full[row.name] != row.default for row in FIELDS)
+    secrets = {row.name for row in FIELDS if row.cache == ""}
+    assert secrets >= {"pkcs8_password", "tpm_key_password"}
+    assert not secrets & set(cache_inputs(fast, ENV)[0])
 
 
 def test_a_pin_in_a_uri_is_not_part_of_the_key() -> None:

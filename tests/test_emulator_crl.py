@@ -127,7 +127,8 @@ def test_in_process_emulator_applies_revocations(pki: DevPki) -> None:
     from hwsigner.errors import ServiceError
     from hwsigner.identity import Identity
     from hwsigner.keys.file import FileKey
-    from hwsigner.rolesanywhere import SessionParams, create_session
+    from hwsigner.rolesanywhere import request_credentials
+    from hwsigner.settings import Settings
 
     from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
@@ -136,8 +137,13 @@ def test_in_process_emulator_applies_revocations(pki: DevPki) -> None:
     kept = pki.issue(key.public_key(), "crl-in-process-renewed")
     revocations = Revocations((pki.revoke([revoked]),))
     with running(TrustAnchors((pki.root[0],)), revocations=revocations) as server:
-        params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=server.url)
+        params = Settings(
+            trust_anchor_arn=TRUST_ANCHOR_ARN,
+            profile_arn=PROFILE_ARN,
+            role_arn=ROLE_ARN,
+            endpoint=server.url,
+        )
         chain = (pki.issuing[0],)
-        create_session(params, Identity(kept, chain), FileKey(key))
+        request_credentials(params, Identity(kept, chain), FileKey(key))
         with pytest.raises(ServiceError, match="Certificate revoked"):
-            create_session(params, Identity(revoked, chain), FileKey(key))
+            request_credentials(params, Identity(revoked, chain), FileKey(key))

@@ -24,7 +24,8 @@ from hwsigner.devpki import DevPki, new_key
 from hwsigner.identity import Identity
 from hwsigner.keys import KeyBackend
 from hwsigner.keys.file import FileKey
-from hwsigner.rolesanywhere import SessionParams, create_session
+from hwsigner.rolesanywhere import request_credentials
+from hwsigner.settings import Settings
 from hwsigner.sigv4x509 import Request, sign
 from hwsigner.transport import HttpTransport, Response
 
@@ -242,15 +243,15 @@ def test_a_leaf_of_the_root_needs_no_chain(emu: Emu, pki: DevPki, ec_key) -> Non
 
 
 def test_the_hwsigner_client_gets_credentials(emu: Emu, device: Device) -> None:
-    params = SessionParams(
-        TRUST_ANCHOR_ARN,
-        PROFILE_ARN,
-        ROLE_ARN,
+    params = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=PROFILE_ARN,
+        role_arn=ROLE_ARN,
         session_duration=900,
         role_session_name="ci-job_42@example.com",
         endpoint=emu.url,
     )
-    creds = create_session(params, device.identity, device.key, env={}, clock=lambda: emu.now)
+    creds = request_credentials(params, device.identity, device.key, env={}, clock=lambda: emu.now)
     assert creds.expiration == emu.now + timedelta(seconds=900)
     assert creds.access_key_id.startswith("ASIA")
 

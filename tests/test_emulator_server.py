@@ -24,7 +24,8 @@ from hwsigner.emulator import Received, TrustAnchors, running, verify_create_ses
 from hwsigner.errors import ServiceError
 from hwsigner.identity import Identity
 from hwsigner.keys.file import FileKey
-from hwsigner.rolesanywhere import SessionParams, create_session
+from hwsigner.rolesanywhere import request_credentials
+from hwsigner.settings import Settings
 
 from .conftest import start_emulator, stop
 from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN, assert_one_line_error, run_cli
@@ -270,9 +271,14 @@ def test_fail_for_ever_until_stopped_with_its_own_type(fresh: Emu, device: Devic
 
 def test_the_client_retries_through_injected_5xx(fresh: Emu, device: Device) -> None:
     hook(fresh.url, "fail", {"status": 500, "count": 2})
-    params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=fresh.url)
+    params = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=PROFILE_ARN,
+        role_arn=ROLE_ARN,
+        endpoint=fresh.url,
+    )
     pauses: list[float] = []
-    creds = create_session(
+    creds = request_credentials(
         params, device.identity, device.key, env={}, clock=lambda: fresh.now, sleep=pauses.append
     )
     assert creds.expiration == fresh.now + timedelta(hours=1)
@@ -283,9 +289,14 @@ def test_the_client_retries_through_injected_5xx(fresh: Emu, device: Device) -> 
 
 def test_the_client_does_not_retry_an_injected_403(fresh: Emu, device: Device) -> None:
     hook(fresh.url, "fail", {"status": 403, "count": 5, "message": "Certificate revoked"})
-    params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=fresh.url)
+    params = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=PROFILE_ARN,
+        role_arn=ROLE_ARN,
+        endpoint=fresh.url,
+    )
     with pytest.raises(ServiceError, match="Certificate revoked") as caught:
-        create_session(
+        request_credentials(
             params,
             device.identity,
             device.key,

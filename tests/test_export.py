@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hwsigner.cli.export_credentials import render
+from hwsigner.cli.credentials import render
 from hwsigner.credentials import Credentials
 from hwsigner.errors import ServiceError
 

@@ -30,9 +30,9 @@ from hwsigner.errors import (
 )
 from hwsigner.identity import load_identity
 from hwsigner.keys import KeyOptions, open_key
-from hwsigner.keys.pkcs11 import Pkcs11Key, list_certificates
-from hwsigner.keys.pkcs11_token import COUNTERS
-from hwsigner.rolesanywhere import SessionParams, create_session
+from hwsigner.keys.pkcs11 import COUNTERS, Pkcs11Key, list_certificates
+from hwsigner.rolesanywhere import request_credentials
+from hwsigner.settings import Settings
 
 from .conftest import RunningEmulator
 from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
@@ -121,10 +121,15 @@ def test_n_create_sessions_cost_one_login(lab: Lab, emulator: RunningEmulator) -
     """A long-running user (serve, update, the Python API) keeps one logged-in session."""
     logins, signatures = COUNTERS.logins, COUNTERS.signatures
     identity, key = load_identity(lab.token.uri(object="rsa", pin=True), options=OPTIONS)
-    params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=emulator.url)
+    params = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=PROFILE_ARN,
+        role_arn=ROLE_ARN,
+        endpoint=emulator.url,
+    )
     with key:
         for _ in range(5):
-            assert create_session(params, identity, key, env={}).access_key_id
+            assert request_credentials(params, identity, key, env={}).access_key_id
     assert (COUNTERS.logins, COUNTERS.signatures) == (logins + 1, signatures + 5)
 
 
@@ -164,7 +169,7 @@ def test_hybrid_certificate_file_picks_the_token_key(lab: Lab, tmp_path: Path) -
 def test_certificate_for_another_key_is_refused(lab: Lab, tmp_path: Path) -> None:
     cert_file = tmp_path / "foreign.pem"
     cert_file.write_bytes(pem(lab.pki.issue(new_key("ec-p256").public_key(), "foreign")))
-    with pytest.raises(CertificateError, match="no private key on token"):
+    with pytest.raises(CertificateError, match=re.escape("public key is not the key's")):
         load_identity(str(cert_file), lab.token.uri(pin=True), options=OPTIONS)
 
 
@@ -208,18 +213,30 @@ def test_wrong_pin_is_tried_once_and_reported(lab: Lab) -> None:
 
 
 def test_pin_sources(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each source gives the PIN: one login, a signature that verifies; a wrong one is refused."""
     pin_file = tmp_path / "pin"
     pin_file.write_text(f"{lab.token.pin}\nsecond line is ignored\n")
     command = tmp_path / "get-pin"
-    command.write_text(f"#!/bin/sh\necho {lab.token.pin}\n")
+    command.write_text(f"#!/bin/sh\necho {lab.token.pin}\necho ignored too\n")
     command.chmod(stat.S_IRWXU)
     base = lab.token.uri(object="ec")
-    for uri in (f"{base}?pin-source=file:{pin_file}", f"{base}?pin-source=|{command}"):
+    sources = {
+        "file": f"{base}?pin-source=file:{pin_file}",
+        "command": f"{base}?pin-source=|{command}",
+        "environment": base,
+    }
+    for name, uri in sources.items():
+        if name == "environment":
+            monkeypatch.setenv("HWSIGNER_PKCS11_PIN", lab.token.pin)
+        logins = COUNTERS.logins
         with open_key(uri, OPTIONS, certificate_ref=uri) as key:
-            key.sign(b"m")
-    monkeypatch.setenv("HWSIGNER_PKCS11_PIN", lab.token.pin)
-    with open_key(base, OPTIONS, certificate_ref=base) as key:
-        key.sign(b"m")
+            verify(lab.ec_cert.public_key(), key.sign(b"m"), b"m", hashes.SHA256())
+        assert COUNTERS.logins == logins + 1, name
+    wrong_file = tmp_path / "wrong-pin"
+    wrong_file.write_text("not-the-pin\n")
+    uri = f"{base}?pin-source=file:{wrong_file}"
+    with pytest.raises(PasswordError, match="wrong PIN for token"):
+        open_key(uri, OPTIONS, certificate_ref=uri)
 
 
 def no_terminal() -> None:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from hwsigner.cli.sign_string import fixed_message
+from hwsigner.cli.show import fixed_message
 from hwsigner.devpki import DevPki, pem
 
 from .conftest import RunningEmulator

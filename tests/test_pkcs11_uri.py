@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hwsigner.errors import ConfigError
-from hwsigner.keys.pkcs11_uri import Pkcs11Uri
+from hwsigner.keys.pkcs11.uri import Pkcs11Uri
 
 
 def test_path_and_query_attributes() -> None:

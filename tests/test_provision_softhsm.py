@@ -193,6 +193,49 @@ def test_keygen_onto_an_existing_label_or_id_changes_nothing(softhsm: SoftHsm) -
     assert objects(token) == before
 
 
+def certificates(token: SoftToken) -> set[tuple[str, str, str]]:
+    """(subject, CKA_ID in hex, CKA_LABEL) of every certificate object, read with python-pkcs11."""
+    import pkcs11
+    from pkcs11 import Attribute, ObjectClass
+
+    found = set()
+    with pkcs11.lib(MODULE).get_token(token_label=token.label).open() as session:
+        for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
+            cert = x509.load_der_x509_certificate(obj[Attribute.VALUE])
+            found.add(
+                (
+                    cert.subject.rfc4514_string(),
+                    bytes(obj[Attribute.ID]).hex(),
+                    obj[Attribute.LABEL],
+                )
+            )
+    return found
+
+
+def write_undeletable(token: SoftToken, cert_file: Path, id_: bytes, label: str) -> None:
+    """A certificate object the token refuses to destroy (CKA_DESTROYABLE false)."""
+    import pkcs11
+    from pkcs11 import Attribute, CertificateType, ObjectClass
+
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    with (
+        pkcs11.lib(MODULE)
+        .get_token(token_label=token.label)
+        .open(rw=True, user_pin=token.pin) as session
+    ):
+        session.create_object({
+            Attribute.CLASS: ObjectClass.CERTIFICATE,
+            Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: False,
+            Attribute.DESTROYABLE: False,
+            Attribute.ID: id_,
+            Attribute.LABEL: label,
+            Attribute.SUBJECT: cert.subject.public_bytes(),
+            Attribute.VALUE: cert.public_bytes(Encoding.DER),
+        })  # fmt: skip
+
+
 def test_renewal_needs_replace_and_swaps_the_certificate(
     softhsm: SoftHsm, pki: DevPki, emulator: RunningEmulator, tmp_path: Path
 ) -> None:
@@ -202,17 +245,18 @@ def test_renewal_needs_replace_and_swaps_the_certificate(
     first = pki.issue_file(public_key, "renew-1", tmp_path / "first.pem")  # type: ignore[arg-type]
     second = pki.issue_file(public_key, "renew-2", tmp_path / "second.pem")  # type: ignore[arg-type]
     assert hwsigner("import-cert", "--certificate", first, "--private-key", uri).returncode == 0
+    assert certificates(token) == {("CN=renew-1,O=hwsigner dev", "01", "device")}
     before = objects(token)
     refused = hwsigner("import-cert", "--certificate", second, "--private-key", uri)
-    assert_one_line_error(refused, "already has a certificate", "--replace")
+    assert_one_line_error(refused, "already has a certificate", "--replace", "nothing was changed")
     assert objects(token) == before
     replaced = hwsigner(
         "import-cert", "--certificate", second, "--chain", pki.issuing_cert,
         "--private-key", uri, "--replace",
     )  # fmt: skip
     assert replaced.returncode == 0, replaced.stderr
-    listing = token.tool("--list-objects", "--type", "cert", login=False).decode()
-    assert "CN=renew-2" in listing and "CN=renew-1" not in listing
+    assert ("CN=renew-2,O=hwsigner dev", "01", "device") in certificates(token)
+    assert not [cert for cert in certificates(token) if "renew-1" in cert[0]]  # the old one: gone
     result = run_cli(
         "credential-process", "--certificate", uri, "--pkcs11-lib", MODULE,
         *ARN_FLAGS, "--endpoint", emulator.url,
@@ -220,10 +264,30 @@ def test_renewal_needs_replace_and_swaps_the_certificate(
     process_credentials(result)
 
 
+def test_renewal_writes_the_new_certificate_before_deleting_the_old(
+    softhsm: SoftHsm, pki: DevPki, tmp_path: Path
+) -> None:
+    """When deleting the old certificate fails, the old one is still there and so is the new."""
+    token = softhsm.token()
+    public_key, _ = keygen(token, "device")
+    old = pki.issue_file(public_key, "old", tmp_path / "old.pem")  # type: ignore[arg-type]
+    new = pki.issue_file(public_key, "new", tmp_path / "new.pem")  # type: ignore[arg-type]
+    write_undeletable(token, old, b"\x01", "device")
+    uri = token.uri(object="device", pin=True)
+    result = hwsigner("import-cert", "--certificate", new, "--private-key", uri, "--replace")
+    assert_one_line_error(result, "removing the old certificate CN=old", "new one is in place")
+    assert certificates(token) == {
+        ("CN=old,O=hwsigner dev", "01", "device"),
+        ("CN=new,O=hwsigner dev", "01", "device"),
+    }
+
+
 def test_token_mistakes_are_one_line(softhsm: SoftHsm) -> None:
     token = softhsm.token()
     wrong_pin = f"pkcs11:token={token.label};object=device?pin-value=9999"
-    assert_one_line_error(hwsigner("keygen", "--private-key", wrong_pin), "refused the PIN")
+    # the same message as a wrong PIN for signing: one login path
+    wrong = hwsigner("keygen", "--private-key", wrong_pin)
+    assert_one_line_error(wrong, f"wrong PIN for token '{token.label}'", "not retried")
     no_label = token.uri(pin=True)
     assert_one_line_error(hwsigner("keygen", "--private-key", no_label), "no label")
     no_token = "pkcs11:token=no-such-token;object=device?pin-value=1234"

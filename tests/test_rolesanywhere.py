@@ -13,13 +13,14 @@ import pytest
 
 from hwsigner.errors import ConfigError, NetworkError, ServiceError
 from hwsigner.identity import load_identity
-from hwsigner.rolesanywhere import SessionParams, create_session, resolve
+from hwsigner.rolesanywhere import request_credentials, resolve
+from hwsigner.settings import Settings
 from hwsigner.sigv4x509 import Request
 from hwsigner.transport import Response
 
 from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
-PARAMS = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN)
+PARAMS = Settings(trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=PROFILE_ARN, role_arn=ROLE_ARN)
 GOOD_BODY = json.dumps(
     {
         "credentialSet": [
@@ -42,7 +43,14 @@ def arn(kind: str, region: str) -> str:
 
 def test_request_shape() -> None:
     target = resolve(
-        SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, 900, "build-42"), env={}
+        Settings(
+            trust_anchor_arn=TRUST_ANCHOR_ARN,
+            profile_arn=PROFILE_ARN,
+            role_arn=ROLE_ARN,
+            session_duration=900,
+            role_session_name="build-42",
+        ),
+        env={},
     )
     assert target.region == "us-east-1"
     assert target.url == (
@@ -69,14 +77,27 @@ def test_request_shape() -> None:
     ],
 )
 def test_endpoints(region: str, env: dict[str, str], host: str) -> None:
-    params = SessionParams(arn("trust-anchor", region), arn("profile", region), ROLE_ARN)
+    params = Settings(
+        trust_anchor_arn=arn("trust-anchor", region),
+        profile_arn=arn("profile", region),
+        role_arn=ROLE_ARN,
+    )
     assert resolve(params, env).url.split("/")[2] == host
 
 
 def test_region_flag_overrides_and_mismatch_is_refused() -> None:
-    params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, region="us-west-2")
+    params = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=PROFILE_ARN,
+        role_arn=ROLE_ARN,
+        region="us-west-2",
+    )
     assert resolve(params, {}).region == "us-west-2"
-    mismatch = SessionParams(TRUST_ANCHOR_ARN, arn("profile", "eu-west-1"), ROLE_ARN)
+    mismatch = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN,
+        profile_arn=arn("profile", "eu-west-1"),
+        role_arn=ROLE_ARN,
+    )
     with pytest.raises(ConfigError, match="us-east-1 but the profile is in eu-west-1"):
         resolve(mismatch, {})
 
@@ -85,21 +106,46 @@ def test_region_flag_overrides_and_mismatch_is_refused() -> None:
     ("params", "needle"),
     [
         (
-            SessionParams(
-                "arn:aws:rolesanywhere:us-east-1:1:trust-anchor/x", PROFILE_ARN, ROLE_ARN
+            Settings(
+                trust_anchor_arn="arn:aws:rolesanywhere:us-east-1:1:trust-anchor/x",
+                profile_arn=PROFILE_ARN,
+                role_arn=ROLE_ARN,
             ),
             "--trust-anchor-arn is not an ARN",
         ),
         (
-            SessionParams(TRUST_ANCHOR_ARN, TRUST_ANCHOR_ARN, ROLE_ARN),
+            Settings(
+                trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=TRUST_ANCHOR_ARN, role_arn=ROLE_ARN
+            ),
             "--profile-arn is not a profile",
         ),
-        (SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, PROFILE_ARN), "--role-arn is not a role"),
-        (SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, 899), "out of range"),
-        (SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, 43201), "out of range"),
+        (
+            Settings(
+                trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=PROFILE_ARN, role_arn=PROFILE_ARN
+            ),
+            "--role-arn is not a role",
+        ),
+        (
+            Settings(
+                trust_anchor_arn=TRUST_ANCHOR_ARN,
+                profile_arn=PROFILE_ARN,
+                role_arn=ROLE_ARN,
+                session_duration=899,
+            ),
+            "out of range",
+        ),
+        (
+            Settings(
+                trust_anchor_arn=TRUST_ANCHOR_ARN,
+                profile_arn=PROFILE_ARN,
+                role_arn=ROLE_ARN,
+                session_duration=43201,
+            ),
+            "out of range",
+        ),
     ],
 )
-def test_bad_params(params: SessionParams, needle: str) -> None:
+def test_bad_params(params: Settings, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         resolve(params, {})
 
@@ -142,7 +188,7 @@ def identity(pki):
 
 def call(identity, transport: Script, env: dict[str, str] | None = None):
     sleeps: list[float] = []
-    creds = create_session(
+    creds = request_credentials(
         PARAMS,
         *identity,
         transport=transport,

@@ -15,13 +15,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hwsigner.credentials import Credentials, parse_time
+from hwsigner.delivery.endpoints import CredentialServer
+from hwsigner.delivery.keeper import CredentialKeeper
 from hwsigner.emulator import TrustAnchors, running
 from hwsigner.emulator.server import EmulatorServer
 from hwsigner.errors import HwSignerError, ServiceError
 from hwsigner.identity import load_identity
-from hwsigner.refresher import CredentialKeeper
-from hwsigner.rolesanywhere import SessionParams, create_session
-from hwsigner.serve import CredentialServer
+from hwsigner.rolesanywhere import request_credentials
+from hwsigner.settings import Settings
 
 from .delivery import create_sessions, fail_service
 from .helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
@@ -214,11 +215,13 @@ def setup(pki, emulator_server: EmulatorServer) -> Iterator[Setup]:
     url = f"http://127.0.0.1:{emulator_server.server_address[1]}"
     cert, key_path = pki.new_leaf("ec-p256", "keeper-http")
     identity, key = load_identity(str(cert), str(key_path), str(pki.issuing_cert))
-    params = SessionParams(TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN, endpoint=url)
+    params = Settings(
+        trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=PROFILE_ARN, role_arn=ROLE_ARN, endpoint=url
+    )
     clock = Clock(datetime.now(timezone.utc))
 
     def fetch() -> Credentials:
-        return create_session(params, identity, key, sleep=lambda _: None)
+        return request_credentials(params, identity, key, sleep=lambda _: None)
 
     keeper = CredentialKeeper(fetch, initial=fetch(), clock=clock)
     server = CredentialServer.listen(keeper, "hwsigner-test", port=0, hop_limit=3)

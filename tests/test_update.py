@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from hwsigner.credentials import Credentials
-from hwsigner.credfile import set_profile_keys, write_profile
+from hwsigner.delivery.credfile import set_profile_keys, write_profile
 
 from .conftest import RunningEmulator
 from .delivery import (

@@ -3,8 +3,10 @@
     $ hwsigner credential-process --certificate pkcs11:token=dev;object=ra \\
         --trust-anchor-arn ... --profile-arn ... --role-arn ...
 
-Each subcommand is a module of this package with ``add_arguments(parser)`` and ``run(args)``.
-The modules import only ``argparse`` at the top; what a command needs is imported when it runs.
+Each subcommand lives in a module of this package: ``add_arguments(parser)`` and ``run(args)``
+when the module holds one command, ``add_<command>_arguments`` and ``run_<command>`` when it
+groups several (``daemons``: ``serve``, ``update``, ``emulator``). The modules import only
+``argparse`` at the top; what a command needs is imported when it runs.
 Only this package prints, reads the terminal and chooses exit codes. This module imports
 nothing but ``os`` and ``sys``: a cached ``credential-process`` answers from ``cache_hit``
 before the parser (``parser``) is even loaded.
@@ -18,23 +20,6 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-# name, module under hwsigner.cli, one-line help
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("credential-process", "credential_process", "print credentials for credential_process"),
-    ("sign-string", "sign_string", "sign the fixed test message with the key"),
-    ("read-certificate-data", "read_certificate_data", "show what a certificate source holds"),
-    ("emulator", "emulator", "run a local IAM Roles Anywhere CreateSession endpoint"),
-    ("update", "update", "keep a profile of the AWS credentials file fresh"),
-    ("serve", "serve", "serve credentials over local IMDSv2 and container endpoints"),
-    ("export-credentials", "export_credentials", "print credentials as shell variables"),
-    ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
-    ("csr", "csr", "make a certificate request signed by the key"),
-    ("import-cert", "import_cert", "install an issued certificate beside its key"),
-    ("renew", "renew", "get a new certificate for the same key and install it"),
-    ("doctor", "doctor", "check a setup before it ships, one line per check"),
-    ("version", "version", "print the version"),
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

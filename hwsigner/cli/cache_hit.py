@@ -16,51 +16,25 @@ the same entry.
 from __future__ import annotations
 
 from ..errors import HwSignerError
+from ..settings import FIELDS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-# The value-taking flags of credential-process, by argparse destination (options.py).
-VALUE_FLAGS = {
-    "--intermediates": "intermediates",
-    "--trust-anchor-arn": "trust_anchor_arn",
-    "--profile-arn": "profile_arn",
-    "--role-arn": "role_arn",
-    "--session-duration": "session_duration",
-    "--role-session-name": "role_session_name",
-    "--region": "region",
-    "--endpoint": "endpoint",
-    "--certificate": "certificate",
-    "--private-key": "private_key",
-    "--pkcs11-lib": "pkcs11_lib",
-    "--tpm-key-password": "tpm_key_password",
-    "--tpm-tcti": "tpm_tcti",
-    "--pkcs8-password": "pkcs8_password",
-    "--cache-dir": "cache_dir",
-}
-SWITCHES = {
-    "--cache": "cache",
-    "--no-verify-ssl": "no_verify_ssl",
-    "--with-proxy": "with_proxy",
-    "--reuse-pin": "reuse_pin",
-    "--no-tpm-key-password": "no_tpm_key_password",
-}
-REQUIRED = ("trust_anchor_arn", "profile_arn", "role_arn")
-DEFAULT_DURATION = 3600
-# Inputs that change the answer. A PIN does not, and must not end up hashed in a file name.
-KEY_FIELDS = (
-    "trust_anchor_arn",
-    "profile_arn",
-    "role_arn",
-    "region",
-    "endpoint",
-    "session_duration",
-    "role_session_name",
-    "intermediates",
-    "pkcs11_lib",
-    "tpm_tcti",
-)
+# The flags of credential-process by argparse destination: the settings' (options.py builds
+# them from the same table), and those of the command itself.
+VALUE_FLAGS = {row.flag: row.name for row in FIELDS if not row.switch}
+VALUE_FLAGS["--cache-dir"] = "cache_dir"
+SWITCHES = {row.flag: row.name for row in FIELDS if row.switch}
+SWITCHES.update({"--cache": "cache", "--with-proxy": "with_proxy"})
+REQUIRED = tuple(row.name for row in FIELDS if row.required)
+DEFAULTS = {row.name: row.default for row in FIELDS if not row.required}
+NUMBERS = tuple(row.name for row in FIELDS if type(row.default) is int)
+# Inputs that change the answer (settings.Setting.cache says which, and how).
+KEY_FIELDS = tuple(row.name for row in FIELDS if row.cache == "value")
+REFERENCES = tuple(row.name for row in FIELDS if row.cache == "reference")
+HASHED = tuple(row.name for row in FIELDS if row.hashed)
 # Environment variables that change where CreateSession goes.
 ENDPOINT_ENV = (
     "AWS_ENDPOINT_URL_ROLESANYWHERE",
@@ -74,7 +48,7 @@ def cached_answer(args: Sequence[str], env: Mapping[str, str]) -> str | None:
     values = read_flags(args)
     if values is None or not values["cache"]:
         return None
-    from ..cache import CredentialCache, cache_key
+    from ..delivery.cache import CredentialCache, cache_key
 
     try:
         cache = CredentialCache.at(values["cache_dir"], env)  # type: ignore[arg-type]
@@ -88,7 +62,7 @@ def read_flags(args: Sequence[str]) -> dict[str, object] | None:
     read the arguments differently or refuse them."""
     values: dict[str, object] = dict.fromkeys(VALUE_FLAGS.values())
     values.update(dict.fromkeys(SWITCHES.values(), False))
-    values["session_duration"] = DEFAULT_DURATION
+    values.update(DEFAULTS)
     rest = list(args)
     while rest:
         name, equals, value = rest.pop(0).partition("=")
@@ -105,7 +79,8 @@ def read_flags(args: Sequence[str]) -> dict[str, object] | None:
     if any(values[name] is None for name in REQUIRED):
         return None
     try:
-        values["session_duration"] = int(values["session_duration"])  # type: ignore[call-overload]
+        for name in NUMBERS:
+            values[name] = int(values[name])  # type: ignore[call-overload]
     except ValueError:
         return None
     return values
@@ -119,13 +94,13 @@ def cache_inputs(
     ``values`` are argparse destinations (``vars(args)``, or ``read_flags``).
     """
     fields = {name: values.get(name) for name in KEY_FIELDS}
-    for name in ("certificate", "private_key"):
+    for name in REFERENCES:
         value = values.get(name)
         fields[name] = without_pin_value(value) if isinstance(value, str) else value
     fields["env"] = {name: env.get(name) for name in ENDPOINT_ENV}
     files = [
         path
-        for path in (values.get("certificate"), values.get("intermediates"))
+        for path in (values.get(name) for name in HASHED)
         if isinstance(path, str) and path and not path.startswith("pkcs11:")
     ]
     return fields, files

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_private_key_flags
+from .parser import add_private_key_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..keys import open_key
     from ..provision.csr import build_csr, parse_sans, parse_subject
     from ..provision.install import write_atomically
-    from .options import key_options
+    from .parser import key_options
 
     subject = parse_subject(args.subject)
     sans = parse_sans(args.san)

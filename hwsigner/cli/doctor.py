@@ -17,33 +17,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_key_flags
+from .parser import add_session_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_session_flags(parser, required=False)
     add = parser.add_argument
-    add("--intermediates", metavar="PEM", help="intermediate CA certificates (PEM bundle)")
-    add("--trust-anchor-arn", metavar="ARN", help="trust anchor ARN")
-    add("--profile-arn", metavar="ARN", help="profile ARN")
-    add("--role-arn", metavar="ARN", help="role to assume")
-    add("--session-duration", type=int, default=3600, metavar="SECONDS",
-        help="session duration, 900 to 43200 (default 3600)")  # fmt: skip
-    add("--role-session-name", metavar="NAME", help="role session name")
-    add("--region", help="signing region (default: the trust anchor's)")
-    add("--endpoint", metavar="URL", help="CreateSession endpoint (default: by region)")
-    add("--no-verify-ssl", action="store_true", help="do not verify the endpoint's TLS")
-    add("--with-proxy", action="store_true", help="accepted for compatibility")
     add("--trust-anchor-cert", metavar="PEM",
         help="the trust anchor's CA certificate(s), to check the chain reaches it")  # fmt: skip
     add("--online", action="store_true", help="call CreateSession for real")
-    add_key_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from ..provision.doctor import Setup, run_checks
-    from .options import key_options, transport
+    from ..settings import key_options
+    from .parser import transport
 
     setup = Setup(
         certificate=args.certificate,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_private_key_flags
+from .parser import add_private_key_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..provision.install import import_certificate
     from ..x509certs import describe
-    from .options import key_options
+    from .parser import key_options
 
     done = import_certificate(
         args.certificate,

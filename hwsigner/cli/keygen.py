@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_debug_flag
+from .parser import add_debug_flag
 
 ALGORITHMS = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072")
 

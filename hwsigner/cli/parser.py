@@ -1,4 +1,6 @@
-"""The argparse side of the ``hwsigner`` command: the parser, built for the named subcommand.
+"""The argparse side of the ``hwsigner`` command: the parser, built for the named subcommand,
+and the flags the credential commands share with ``aws_signing_helper``, built from the one
+table of settings (``hwsigner.settings.FIELDS``): a new setting there is a new flag here.
 
     >>> from hwsigner.cli.parser import build_parser
     >>> args = build_parser(["version"]).parse_args(["version"])       # doctest: +SKIP
@@ -14,11 +16,31 @@ import importlib
 import os
 import sys
 
-from . import COMMANDS
+from ..settings import FIELDS, Setting, key_options
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from ..transport import HttpTransport
+
+
+# name, module under hwsigner.cli, one-line help
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("credential-process", "credentials", "print credentials for credential_process"),
+    ("sign-string", "show", "sign the fixed test message with the key"),
+    ("read-certificate-data", "show", "show what a certificate source holds"),
+    ("emulator", "daemons", "run a local IAM Roles Anywhere CreateSession endpoint"),
+    ("update", "daemons", "keep a profile of the AWS credentials file fresh"),
+    ("serve", "daemons", "serve credentials over local IMDSv2 and container endpoints"),
+    ("export-credentials", "credentials", "print credentials as shell variables"),
+    ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
+    ("csr", "csr", "make a certificate request signed by the key"),
+    ("import-cert", "import_cert", "install an issued certificate beside its key"),
+    ("renew", "renew", "get a new certificate for the same key and install it"),
+    ("doctor", "doctor", "check a setup before it ships, one line per check"),
+    ("version", "show", "print the version"),
+)
 
 
 class Formatter(argparse.HelpFormatter):
@@ -66,8 +88,10 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
         )
         if wanted == name:
             module = importlib.import_module(f"hwsigner.cli.{module_name}")
-            module.add_arguments(sub)
-            sub.set_defaults(run=module.run)
+            command = name.replace("-", "_")
+            add = getattr(module, f"add_{command}_arguments", None) or module.add_arguments
+            add(sub)
+            sub.set_defaults(run=getattr(module, f"run_{command}", None) or module.run)
     return parser
 
 
@@ -76,3 +100,69 @@ def _command_in(argv: Sequence[str] | None) -> str | None:
     if argv and argv[0] in {name for name, _, _ in COMMANDS}:
         return argv[0]
     return None
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="explain each step on stderr")
+
+
+def add_setting(parser: argparse.ArgumentParser, row: Setting, *, required: bool) -> None:
+    """The flag of one setting."""
+    if row.switch:
+        parser.add_argument(row.flag, action="store_true", help=row.help)
+        return
+    parser.add_argument(
+        row.flag,
+        required=required,
+        default=None if row.required else row.default,
+        type=int if isinstance(row.default, int) else str,
+        metavar=row.metavar,
+        help=row.help,
+    )
+
+
+def add_key_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the certificate and key come from, and what opening them may need."""
+    for row in FIELDS:
+        if row.group == "certificate":
+            add_setting(parser, row, required=False)
+    add_private_key_flags(parser)
+
+
+def add_private_key_flags(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """``--private-key`` and what opening it may need."""
+    for row in FIELDS:
+        if row.group == "key":
+            add_setting(parser, row, required=required and row.name == "private_key")
+    add_debug_flag(parser)
+
+
+def add_session_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """Every flag of ``aws_signing_helper credential-process`` (``doctor``: none required)."""
+    for row in FIELDS:
+        if row.group == "session":
+            add_setting(parser, row, required=required and row.required)
+    parser.add_argument(
+        "--with-proxy",
+        action="store_true",
+        help="accepted for compatibility: HTTPS_PROXY/NO_PROXY are always honoured",
+    )
+    add_key_flags(parser)
+
+
+def transport(args: argparse.Namespace) -> HttpTransport:
+    from ..transport import HttpTransport
+
+    return HttpTransport.from_env(os.environ, verify=not args.no_verify_ssl)
+
+
+__all__ = [
+    "Parser",
+    "add_debug_flag",
+    "add_key_flags",
+    "add_private_key_flags",
+    "add_session_flags",
+    "build_parser",
+    "key_options",
+    "transport",
+]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_key_flags
+from .parser import add_session_flags
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,13 +29,12 @@ if TYPE_CHECKING:
     from ..identity import Identity
     from ..keys import KeyBackend
     from ..provision.renew import Issued
-    from ..rolesanywhere import SessionParams
+    from ..settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_key_flags(parser)
+    add_session_flags(parser, required=False)  # the Roles Anywhere flags are optional here
     add = parser.add_argument
-    add("--intermediates", metavar="PEM", help="intermediate CA certificates (PEM bundle)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--exec",
@@ -59,20 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="renew only when the certificate expires within DAYS days (else exit 0)",
     )
     add("--subject", help="subject of the request (default: the current certificate's)")
-    add("--trust-anchor-arn", metavar="ARN", help="Roles Anywhere trust anchor (session, --verify)")
-    add("--profile-arn", metavar="ARN", help="Roles Anywhere profile")
-    add("--role-arn", metavar="ARN", help="role of the device's own session")
-    add(
-        "--session-duration",
-        type=int,
-        default=900,
-        metavar="SECONDS",
-        help="duration of that session (default 900)",
-    )
-    add("--role-session-name", metavar="NAME", help="role session name")
-    add("--region", help="signing region (default: the trust anchor's)")
-    add("--endpoint", metavar="URL", help="CreateSession endpoint (default: by region)")
-    add("--no-verify-ssl", action="store_true", help="do not verify the endpoint's TLS")
     add(
         "--verify",
         action="store_true",
@@ -83,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from .options import open_identity
+    from ..identity import load_identity
+    from ..settings import key_options
 
     check_flags(args)
     session = roles_anywhere(args)
@@ -91,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     days = file_not_due(args, now)
     if days is not None:
         return not_due(days)
-    identity, key = open_identity(args)
+    identity, key = load_identity(
+        args.certificate, args.private_key, args.intermediates, key_options(args)
+    )
     with key:
         days = days_to_spare(args, identity.certificate, now)
         if days is not None:
@@ -142,10 +130,11 @@ def check_flags(args: argparse.Namespace) -> None:
         pca_region(args.pca_arn)
 
 
-def roles_anywhere(args: argparse.Namespace) -> SessionParams | None:
+def roles_anywhere(args: argparse.Namespace) -> Settings | None:
     """The device's own session, when the three ARNs are given (--verify needs them)."""
     from ..errors import ConfigError
-    from .options import session_params
+    from ..rolesanywhere import resolve
+    from ..settings import Settings
 
     given = [args.trust_anchor_arn, args.profile_arn, args.role_arn]
     if not any(given):
@@ -159,7 +148,9 @@ def roles_anywhere(args: argparse.Namespace) -> SessionParams | None:
         raise ConfigError(
             "give all of --trust-anchor-arn, --profile-arn and --role-arn, or none",
         )
-    return session_params(args)
+    settings = Settings.from_args(args)
+    resolve(settings)  # ARN, region and duration mistakes surface before any key is opened
+    return settings
 
 
 def days_to_spare(args: argparse.Namespace, cert: x509.Certificate, now: datetime) -> int | None:
@@ -180,7 +171,7 @@ def renewed(
     args: argparse.Namespace,
     identity: Identity,
     key: KeyBackend,
-    session: SessionParams | None,
+    session: Settings | None,
     now: datetime,
 ) -> Issued:
     """Request, issue, check and (with --verify) prove the new certificate; install nothing."""
@@ -217,20 +208,20 @@ def lifetime_days(identity: Identity) -> int:
 
 
 def own_credentials(
-    args: argparse.Namespace, session: SessionParams | None, identity: Identity, key: KeyBackend
+    args: argparse.Namespace, session: Settings | None, identity: Identity, key: KeyBackend
 ) -> Credentials | None:
     """The device's own Roles Anywhere session (None: botocore's default chain)."""
     if session is None:
         return None
-    from ..rolesanywhere import create_session
-    from .options import transport
+    from ..rolesanywhere import request_credentials
+    from .parser import transport
 
-    return create_session(session, identity, key, transport=transport(args))
+    return request_credentials(session, identity, key, transport=transport(args))
 
 
 def prove(
     args: argparse.Namespace,
-    session: SessionParams,
+    session: Settings,
     identity: Identity,
     issued: Issued,
     key: KeyBackend,
@@ -238,15 +229,15 @@ def prove(
     """CreateSession with the new certificate and the same key, before anything is replaced."""
     from ..errors import CertificateError, HwSignerError
     from ..identity import Identity
-    from ..rolesanywhere import create_session
+    from ..rolesanywhere import request_credentials
     from ..x509rules import chain_to_send
-    from .options import transport
+    from .parser import transport
 
     leaf = issued.certificate
     chain = issued.intermediates or identity.chain
     try:
         new = Identity(leaf, chain_to_send(leaf, chain))
-        create_session(session, new, key, transport=transport(args))
+        request_credentials(session, new, key, transport=transport(args))
     except HwSignerError as exc:
         raise CertificateError(
             f"the new certificate (serial {leaf.serial_number}) did not get credentials: "
@@ -265,7 +256,9 @@ def install(args: argparse.Namespace, issued: Issued) -> None:
     from ..errors import needs_extra
 
     with needs_extra("pkcs11"):
-        from ..provision.install_pkcs11 import install_on_token
+        from ..keys import pkcs11
 
     key_ref = args.private_key or args.certificate
-    install_on_token(key_ref, issued.certificate, issued.chain, args.pkcs11_lib, replace=True)
+    pkcs11.install_certificate(
+        key_ref, issued.certificate, issued.chain, args.pkcs11_lib, replace=True
+    )

@@ -7,9 +7,9 @@
 
 Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
 ``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``crl``
-(revocation lists), ``params`` (the request's parameters), ``responses`` (the credential set),
-``app`` (routes and test hooks) and ``server`` (HTTP on 127.0.0.1 and ``hwsigner emulator``).
-See docs/emulator.md.
+(revocation lists), ``params`` (the request's parameters, and ``Rejection``), ``app`` (routes,
+test hooks and the credential set) and ``server`` (HTTP on 127.0.0.1; the command is in
+``hwsigner.cli.daemons``). See docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from .app import Emulator, Reply
 from .certs import TrustAnchors
 from .crl import Revocations
-from .rejection import Rejection
+from .params import Rejection
 from .server import EmulatorServer, running
 from .verify import Grant, Received, verify_create_session
 

@@ -10,27 +10,43 @@ Routes: ``POST /sessions`` (CreateSession) and the test hooks under ``/_emulator
 that status; -1 for ever, 0 to stop), ``POST settings`` (``{"expiresIn": N}``: credentials
 expire N seconds after the clock; null to follow ``durationSeconds``) and ``POST reset``.
 Anything else is ``ResourceNotFoundException`` (404).
+
+A granted CreateSession is answered in the service's shape (HTTP 201): ``{"credentialSet":
+[{"credentials": {...}, "assumedRoleUser": {...}, "roleArn", "sourceIdentity",
+"packedPolicySize"}], "subjectArn"}`` with fresh random credentials. The role session is named
+``roleSessionName`` or, as the service does by default, the certificate's serial number in hex.
+Credentials expire ``durationSeconds`` after the emulator's clock, never after the certificate.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
+import secrets
+import string
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cryptography.x509.oid import NameOID
+
+from ..credentials import format_time
 from .certs import TrustAnchors
 from .crl import Revocations
-from .rejection import Rejection, bad_request, error_type_for, not_found
-from .responses import create_session_body
-from .verify import Received, verify_create_session
+from .params import Rejection, bad_request, error_type_for, not_found
+from .verify import Grant, Received, verify_create_session
 
 log = logging.getLogger("hwsigner")
 
 JSON = "application/json"
+KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
+SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+TOKEN_BYTES = 420  # 560 base64 characters, about the size of a real session token
 
 
 def utcnow() -> datetime:
@@ -206,3 +222,62 @@ def _optional_int(data: dict[str, Any], name: str) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
         raise bad_request(f"{name} must be an integer")
     return value
+
+
+def create_session_body(
+    grant: Grant, now: datetime, expires_in: int | None = None
+) -> dict[str, Any]:
+    """The 201 body; ``expires_in`` (seconds, a test hook) replaces the requested duration."""
+    session = grant.session
+    cert = grant.certificate
+    lifetime = timedelta(seconds=session.duration if expires_in is None else expires_in)
+    expiration = min(now + lifetime, cert.not_valid_after_utc)
+    session_name = session.role_session_name or format(cert.serial_number, "x")
+    role_name = session.role.resource.rsplit("/", 1)[-1]
+    role_id = "AROA" + _stable_id(session.role_arn, 17)
+    return {
+        "credentialSet": [
+            {
+                "credentials": {
+                    "accessKeyId": "ASIA" + _random(KEY_ID_ALPHABET, 16),
+                    "secretAccessKey": _random(SECRET_ALPHABET, 40),
+                    "sessionToken": base64.b64encode(secrets.token_bytes(TOKEN_BYTES)).decode(),
+                    "expiration": format_time(expiration),
+                },
+                "assumedRoleUser": {
+                    "arn": f"arn:{session.role.partition}:sts::{session.role.account}:"
+                    f"assumed-role/{role_name}/{session_name}",
+                    "assumedRoleId": f"{role_id}:{session_name}",
+                },
+                "roleArn": session.role_arn,
+                "sourceIdentity": source_identity(grant),
+                "packedPolicySize": 0,
+            }
+        ],
+        "subjectArn": subject_arn(grant),
+    }
+
+
+def source_identity(grant: Grant) -> str:
+    """``CN=<the certificate subject's common name>``, empty when it has none."""
+    names = grant.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return f"CN={names[0].value!s}" if names else ""
+
+
+def subject_arn(grant: Grant) -> str:
+    """A stable subject ARN per certificate subject and issuer, in the trust anchor's account."""
+    anchor = grant.session.trust_anchor
+    cert = grant.certificate
+    key = f"{cert.subject.rfc4514_string()}|{cert.issuer.rfc4514_string()}"
+    subject_id = uuid.uuid5(uuid.NAMESPACE_URL, key)
+    prefix = f"arn:{anchor.partition}:rolesanywhere:{anchor.region}:{anchor.account}"
+    return f"{prefix}:subject/{subject_id}"
+
+
+def _random(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _stable_id(text: str, length: int) -> str:
+    digest = base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()
+    return digest[:length]

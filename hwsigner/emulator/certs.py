@@ -20,7 +20,7 @@ from cryptography import x509
 from ..errors import CertificateError
 from ..x509certs import is_ca, read_certificates
 from ..x509rules import broken_rules, chain_broken, walk_chain
-from .rejection import access_denied
+from .params import access_denied
 
 
 @dataclass(frozen=True, slots=True)

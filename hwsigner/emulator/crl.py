@@ -21,7 +21,7 @@ from cryptography import x509
 
 from ..errors import ConfigError
 from ..x509certs import issued_by, read_bytes
-from .rejection import access_denied
+from .params import access_denied
 
 log = logging.getLogger("hwsigner")
 

@@ -1,8 +1,8 @@
-"""The emulator over HTTP on 127.0.0.1: ``hwsigner emulator``, or in-process with ``running``.
+"""The emulator over HTTP on 127.0.0.1: in-process with ``running``, or ``hwsigner emulator``.
 
     >>> from hwsigner.emulator import TrustAnchors, running
     >>> with running(TrustAnchors.load(["root-ca.pem"])) as server:   # doctest: +SKIP
-    ...     create_session(SessionParams(..., endpoint=server.url), identity, key)
+    ...     get_credentials(certificate="leaf.pem", endpoint=server.url, **arns)
 
 Bodies come with ``Content-Length`` or ``Transfer-Encoding: chunked`` (AWS's helper sends
 chunked bodies), at most 64 KiB. Malformed input gets a JSON 4xx in AWS's error form and the
@@ -11,25 +11,21 @@ connection is closed; the server keeps serving.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
-import signal
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 
 from ..errors import ConfigError
 from .app import Emulator, Reply, utcnow
 from .certs import TrustAnchors
 from .crl import Revocations
-from .rejection import Rejection, bad_request, error_type_for
+from .params import Rejection, bad_request, error_type_for
 from .verify import Received
 
 log = logging.getLogger("hwsigner")
@@ -188,51 +184,3 @@ def running(
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-def parse_now(text: str) -> datetime:
-    """``--now``: ISO 8601 (``2024-07-06T11:39:10Z``) or X-Amz-Date form; UTC when no zone."""
-    value = text.strip()
-    try:
-        if re.fullmatch(r"\d{8}T\d{6}Z", value):
-            moment = datetime.strptime(value, "%Y%m%dT%H%M%SZ")
-        else:
-            moment = datetime.fromisoformat(value.removesuffix("Z").removesuffix("z"))
-    except ValueError:
-        raise ConfigError(
-            f"--now {text!r} is not a time", hint="e.g. --now 2024-07-06T11:39:10Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def main(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C or SIGTERM (exit 0); the URL is the first line on stdout."""
-    anchors = TrustAnchors.load(args.trust_anchor)
-    clock: Callable[[], datetime] = utcnow
-    if args.now:
-        fixed = parse_now(args.now)
-        clock = lambda: fixed  # noqa: E731
-    revocations = Revocations.load(getattr(args, "crl", None) or [])
-    server = EmulatorServer.bind(Emulator(anchors, clock, revocations), args.port)
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        sys.stdout.write(server.url + "\n")
-        sys.stdout.flush()
-        log.debug(
-            "trusting %d CA certificate(s); clock %s",
-            len(anchors.certificates),
-            f"fixed at {clock().isoformat()}" if args.now else "system UTC",
-        )
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.server_close()
-    return 0

@@ -28,8 +28,7 @@ from .. import sigv4x509
 from ..arns import REGION_NAME
 from .certs import TrustAnchors, check_leaf
 from .crl import Revocations
-from .params import SessionRequest, session_request
-from .rejection import access_denied, bad_request
+from .params import SessionRequest, access_denied, bad_request, session_request
 
 log = logging.getLogger("hwsigner")
 

@@ -20,7 +20,9 @@ from typing import Any
 from ..arns import parse_arn
 from ..errors import HwSignerError
 from ..identity import Identity
-from ..rolesanywhere import SessionParams, Target, create_session, resolve
+from ..rolesanywhere import Target, resolve
+from ..rolesanywhere import request_credentials as create_session
+from ..settings import Settings as SessionParams
 from ..sigv4x509 import Request
 from ..transport import HttpTransport
 from ..x509rules import chain_to_send

@@ -89,8 +89,10 @@ def import_certificate(
     reference = None
     if key_kind(private_key) == "pkcs11":
         with needs_extra("pkcs11"):
-            from .install_pkcs11 import install_on_token
-        reference = install_on_token(private_key, leaf, links, options.pkcs11_lib, replace=replace)
+            from ..keys import pkcs11
+        reference = pkcs11.install_certificate(
+            private_key, leaf, links, options.pkcs11_lib, replace=replace
+        )
         description = reference
     else:
         with open_key(private_key, options) as key:

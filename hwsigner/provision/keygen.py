@@ -31,8 +31,8 @@ def generate_key(
         if tpm:
             raise ConfigError("--tpm and a pkcs11: URI contradict each other")
         with needs_extra("pkcs11"):
-            from .keygen_pkcs11 import generate_pkcs11_key
-        return generate_pkcs11_key(ref, checked, options.pkcs11_lib)
+            from ..keys import pkcs11
+        return GeneratedKey(*pkcs11.generate_key(ref, checked, options.pkcs11_lib))
     if tpm or ref.startswith("handle:"):
         with needs_extra("tpm"):
             from .keygen_tpm import generate_tpm_key

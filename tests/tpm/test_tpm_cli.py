@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from hwsigner.cli.sign_string import fixed_message
+from hwsigner.cli.show import fixed_message
 from hwsigner.devpki import DevPki
 from tests.conftest import RunningEmulator
 from tests.helpers import ARN_FLAGS, assert_one_line_error, process_credentials, run_cli
@@ -195,7 +195,8 @@ def test_certificate_of_another_key(
 def test_python_api_creates_the_primary_once_for_many_sessions(
     module_swtpm: Swtpm, emulator: RunningEmulator, pki: DevPki, tmp_path: Path
 ) -> None:
-    from hwsigner.api import Settings
+    from hwsigner.session import Session
+    from hwsigner.settings import Settings
     from tests.helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
     key_file, cert = tpm_key_and_cert(module_swtpm, pki, tmp_path, "ec-p384")
@@ -204,10 +205,9 @@ def test_python_api_creates_the_primary_once_for_many_sessions(
         trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=PROFILE_ARN, role_arn=ROLE_ARN,
         endpoint=emulator.url, tpm_tcti=module_swtpm.tcti,
     )  # fmt: skip
-    fetch, key = settings.open()
-    with key:
-        keys = {fetch().access_key_id for _ in range(5)}
-        counters = key.counters  # type: ignore[attr-defined]
+    with Session.open(settings) as session:
+        keys = {session.fetch().access_key_id for _ in range(5)}
+        counters = session.key.counters  # type: ignore[attr-defined]
     assert len(keys) == 5
     assert (counters.primaries_created, counters.keys_loaded, counters.signatures) == (1, 1, 5)
     assert module_swtpm.transient_handles() == []

@@ -1,23 +1,23 @@
 """The on-disk credentials cache behind ``credential-process --cache``.
 
-    >>> cache = CredentialCache.at(None)        # $XDG_CACHE_HOME/hwsigner, else ~/.cache/hwsigner
+    >>> import os, tempfile
+    >>> cache = CredentialCache.at(tempfile.mkdtemp(), os.environ)  # default: $XDG_CACHE_HOME
     >>> key = cache_key({"role_arn": "arn:aws:iam::111122223333:role/app"}, files=["leaf.pem"])
-    >>> cache.get(key)              # the credential_process JSON, or None  # doctest: +SKIP
+    >>> cache.get(key) is None                        # the credential_process JSON, or None
+    True
     >>> with cache.lock(key):                                         # doctest: +SKIP
     ...     cache.put(key, credentials)
 
 An entry is one file named after the key, mode 0600, in a directory of mode 0700, replaced
-atomically. It is used only while more than five minutes of validity remain; an entry that is
-unreadable, corrupt, not owned by this user, or readable by others is ignored (and replaced by
-the next ``put``), never trusted. The ``lock`` keeps parallel cache misses from all calling
-CreateSession at once.
+atomically. It is used only while more than ``CACHE_REUSE_MARGIN`` of validity remains; an
+entry that is unreadable, corrupt, not owned by this user, or readable by others is ignored
+(and replaced by the next ``put``), never trusted. The ``lock`` keeps parallel cache misses
+from all calling CreateSession at once.
 
-A cache hit must not load ``cryptography`` or a key backend, and is worth keeping cheap: the
-AWS CLI runs ``credential_process`` before every command. This module imports nothing a bare
-``python`` has not loaded already but ``hwsigner.errors`` and CPython's SHA-256: not ``json``,
-``re`` or ``pathlib``, each of which costs more than half of a bare interpreter's start-up
-(docs/performance.md). An entry in the layout ``put`` writes is read without ``json``; any
-other text is read with it, in full.
+A cache hit runs before every AWS CLI command, so this module imports nothing a bare ``python``
+has not loaded but ``hwsigner.errors`` and CPython's SHA-256: not ``json``, ``re`` or
+``pathlib``, each costing more than half of a bare start-up (docs/performance.md). An entry in
+the layout ``put`` writes is read without ``json``; any other text is read with it, in full.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ import os
 import stat
 import sys
 import time
+from contextlib import contextmanager, suppress  # loaded at start-up already
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from . import CACHE_REUSE_MARGIN
 
 # CPython's own SHA-256: hashlib would load OpenSSL, 2 ms of a cache hit's start-up.
 try:
@@ -40,13 +42,12 @@ except ImportError:
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
     from typing import Any
 
-    from .credentials import Credentials
+    from ..credentials import Credentials
 
-MIN_REMAINING = 5 * 60  # seconds
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # as hwsigner.credentials writes it
 ISO_LAYOUT = "0000-00-00T00:00:00Z"  # its shape: 0 for a digit
 PROCESS_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
@@ -63,13 +64,9 @@ def default_directory(env: Mapping[str, str]) -> str:
 
 
 def cache_key(fields: Mapping[str, object], files: Iterable[str] = ()) -> str:
-    """A hex SHA-256 over every input that changes the answer.
-
-    ``fields`` are the request's settings (ARNs, region, endpoint, duration, session name, key
-    references); ``files`` are read and hashed by content, so a renewed certificate at the same
-    path is a new key. A file that cannot be read still yields a key: the request that follows
-    reports the problem.
-    """
+    """A hex SHA-256 over every input that changes the answer: ``fields`` (the settings), and
+    the content of ``files``, so a renewed certificate at the same path is a new key. A file that
+    cannot be read still yields a key: the request that follows reports the problem."""
     digest = sha256()
     # repr keeps different values apart (None from "None", 1 from "1"), and needs no json
     digest.update(repr(sorted(fields.items())).encode())
@@ -112,7 +109,7 @@ class CredentialCache:
 
     def get(self, key: str, now: float | None = None) -> str | None:
         """The cached ``credential_process`` JSON for ``key``, if it is trustworthy and lasts
-        more than 5 minutes past ``now`` (seconds since the epoch)."""
+        more than ``CACHE_REUSE_MARGIN`` past ``now`` (seconds since the epoch)."""
         if not self._directory_usable(create=False):
             return None
         try:
@@ -123,7 +120,7 @@ class CredentialCache:
             _debug("cache: ignoring entry %s: %s", key[:12], exc)
             return None
         soon = time.time() if now is None else now
-        if expiration <= time.strftime(ISO_FORMAT, time.gmtime(soon + MIN_REMAINING)):
+        if expiration <= time.strftime(ISO_FORMAT, time.gmtime(soon + CACHE_REUSE_MARGIN)):
             _debug("cache: entry %s expires too soon", key[:12])
             return None
         _debug("cache: hit %s, valid until %s", key[:12], expiration)
@@ -133,7 +130,6 @@ class CredentialCache:
         """Store ``credentials`` under ``key``: a new 0600 file renamed over the old one."""
         import json
         import tempfile
-        from contextlib import suppress
 
         self._directory_usable(create=True)
         entry = {
@@ -160,11 +156,26 @@ class CredentialCache:
                 with suppress(OSError):
                     os.unlink(temp)
 
-    def lock(self, key: str) -> EntryLock:
-        """An exclusive lock for ``key``, held in a ``with`` block: one CreateSession for many
-        parallel misses."""
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """An exclusive ``flock`` for ``key`` while the ``with`` block runs: one CreateSession
+        for many parallel misses."""
+        import fcntl
+
         self._directory_usable(create=True)
-        return EntryLock(self._file(key, ".lock"), self.directory)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self._file(key, ".lock"), flags, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock the cache entry in {self.directory}: {exc.strerror or exc}",
+                hint="pass --cache-dir with a directory of your own",
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _directory_usable(self, *, create: bool) -> bool:
         """Whether the directory exists and is ours; make it 0700. Raises for a foreign one."""
@@ -188,37 +199,6 @@ class CredentialCache:
         if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(self.directory, 0o700)
         return True
-
-
-class EntryLock:
-    """An exclusive ``flock`` on a lock file, released when the ``with`` block ends."""
-
-    __slots__ = ("_directory", "_fd", "_path")
-
-    def __init__(self, path: str, directory: str) -> None:
-        self._path = path
-        self._directory = directory
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            self._fd = os.open(self._path, flags, 0o600)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot lock the cache entry in {self._directory}: {exc.strerror or exc}",
-                hint="pass --cache-dir with a directory of your own",
-            ) from None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.close(self._fd)  # closing releases the lock
 
 
 def entry_answer(text: str, key: str) -> tuple[str, str]:
@@ -247,11 +227,8 @@ def entry_answer(text: str, key: str) -> tuple[str, str]:
 
 def plain_process_expiration(text: str) -> str | None:
     """The ``Expiration`` of ``text`` if it is a ``credential_process`` object in the compact
-    layout ``Credentials.to_process_json`` writes, with values that JSON writes as they are
-    (printable ASCII, no quote or backslash); None otherwise.
-
-    Values without quotes make the split below exact, so such text is well-formed JSON.
-    """
+    layout ``Credentials.to_process_json`` writes, with values JSON writes as they are (printable
+    ASCII, no quote or backslash: that makes the split exact); None otherwise."""
     head = '{"Version":1,"'
     if not (text.startswith(head) and text.endswith('"}')):
         return None
@@ -278,10 +255,7 @@ def is_utc_time(text: str) -> bool:
 
 def checked_process_json(data: Any) -> str:
     """The ``Expiration`` of a well-formed ``credential_process`` object; ValueError if not.
-
-    Expirations in one fixed UTC format compare as strings, which spares a cache hit the
-    import of ``datetime`` and ``hwsigner.credentials``.
-    """
+    (Expirations in one fixed UTC form compare as strings: a cache hit needs no ``datetime``.)"""
     if not isinstance(data, dict) or data.get("Version") != 1:
         raise ValueError("not credential_process JSON")
     for name in PROCESS_FIELDS:
@@ -293,10 +267,8 @@ def checked_process_json(data: Any) -> str:
 
 
 def read_private_file(path: str | os.PathLike[str]) -> str:
-    """Read a regular file owned by this user that no one else can read or write.
-
-    ValueError names what is wrong with a file that exists but must not be trusted.
-    """
+    """Read a regular file owned by this user that no one else can read or write; ValueError
+    names what is wrong with a file that exists but must not be trusted."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
@@ -317,8 +289,10 @@ def read_private_file(path: str | os.PathLike[str]) -> str:
 
 
 def _debug(message: str, *args: object) -> None:
-    """Log only if ``logging`` is loaded (``--debug`` loads it): importing it costs a cache hit
-    a noticeable share of its start-up time."""
+    """Log only if ``logging`` is loaded (``--debug`` loads it; a cache hit does not)."""
     logging = sys.modules.get("logging")
     if logging is not None:
         logging.getLogger("hwsigner").debug(message, *args)
+
+
+__all__ = ["CredentialCache", "cache_key"]

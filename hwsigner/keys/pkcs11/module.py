@@ -1,10 +1,10 @@
 """PKCS#11 modules and the tokens a URI selects in them.
 
-    >>> from hwsigner.keys.pkcs11_module import Module, matching_tokens
-    >>> from hwsigner.keys.pkcs11_uri import Pkcs11Uri
+    >>> from hwsigner.keys.pkcs11.module import Module, one_token
+    >>> from hwsigner.keys.pkcs11.uri import Pkcs11Uri
     >>> uri = Pkcs11Uri.parse("pkcs11:token=dev;object=ra")
     >>> module = Module.load(Module.path_for(uri, pkcs11_lib=None))   # doctest: +SKIP
-    >>> [token] = matching_tokens(module, uri)                        # doctest: +SKIP
+    >>> token = one_token(module, uri)                                # doctest: +SKIP
 
 The module is ``--pkcs11-lib``, else the URI's ``module-path`` / ``module-name``, else
 ``p11-kit-proxy.so`` (which loads every module p11-kit is configured with). Token and slot
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ import pkcs11
 from pkcs11 import exceptions as p11
 from pkcs11.constants import TokenFlag
 
-from ..errors import KeySourceError
-from .pkcs11_uri import Pkcs11Uri
+from ...errors import ConfigError, KeySourceError
+from .uri import Pkcs11Uri
 
 log = logging.getLogger("hwsigner")
 
@@ -39,7 +39,6 @@ LIBRARY_DIRS = (
     "/opt/homebrew/lib",
 )
 MODULE_SUBDIRS = ("", "pkcs11", "softhsm", "p11-kit")
-# The session or the token went away: reopen once, then report.
 
 
 def failure(exc: p11.PKCS11Error, doing: str) -> KeySourceError:
@@ -190,5 +189,51 @@ def matching_tokens(module: Module, uri: Pkcs11Uri) -> list[Any]:
     )
 
 
+def open_session(token: Any, rw: bool) -> Any:
+    """A session with ``token``, not logged in."""
+    try:
+        return token.open(rw=rw)
+    except p11.PKCS11Error as exc:
+        raise failure(exc, f"opening a session with token {describe_token(token)}") from exc
+
+
+def token_again(module: Module, token: Any) -> Any:
+    """``token`` found again after it went away (its slot may have changed)."""
+    serial, label = bytes(token.serial), token.label
+    again = [t for t in present_tokens(module) if (bytes(t.serial), t.label) == (serial, label)]
+    if not again:
+        raise KeySourceError(
+            f"token {describe_token(token)} went away and did not come back",
+            hint="plug the device in again",
+        )
+    return again[0]
+
+
+def one_token(module: Module, uri: Pkcs11Uri) -> Any:
+    """The one token a key URI selects: a PIN is asked for, and a key made on, one token only."""
+    tokens = matching_tokens(module, uri)
+    if len(tokens) > 1:
+        raise ConfigError(
+            f"{len(tokens)} tokens match {uri}: {', '.join(describe_token(t) for t in tokens)}",
+            hint="add token= or serial= to the URI",
+        )
+    return tokens[0]
+
+
 def describe_token(token: Any) -> str:
     return f"{token.label.strip()!r} (serial {token.serial.decode('utf-8', 'replace').strip()})"
+
+
+def token_uri(token: Any) -> Pkcs11Uri:
+    """A URI naming ``token`` by its fields (the label alone may not be unique)."""
+    return Pkcs11Uri(
+        manufacturer=token.manufacturer_id.strip() or None,
+        model=token.model.strip() or None,
+        serial=token.serial.decode("utf-8", "replace").strip() or None,
+        token=token.label.strip(),
+    )
+
+
+def object_uri(token: Any, id_: bytes, label: str, kind: str) -> str:
+    """The URI that selects exactly one object of ``token``, as text (no PIN in it)."""
+    return replace(token_uri(token), id=id_ or None, object=label or None, type=kind).format()

@@ -1,6 +1,6 @@
 """PKCS#11 URIs (RFC 7512): parsed once into a value, formatted back for output.
 
-    >>> from hwsigner.keys.pkcs11_uri import Pkcs11Uri
+    >>> from hwsigner.keys.pkcs11.uri import Pkcs11Uri
     >>> uri = Pkcs11Uri.parse("pkcs11:token=dev;id=%01;object=ra?pin-source=file:/run/pin")
     >>> uri.token, uri.id, uri.object, uri.pin_source
     ('dev', b'\\x01', 'ra', 'file:/run/pin')
@@ -15,9 +15,9 @@ A ``pin-value`` never appears in ``repr`` or in ``format()`` unless asked for.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 SCHEME = "pkcs11:"
 
@@ -38,6 +38,15 @@ PATH_ATTRIBUTES = (
     "type",
 )
 QUERY_ATTRIBUTES = ("pin-value", "pin-source", "module-name", "module-path")
+TOKEN_ATTRIBUTES = (
+    "token",
+    "manufacturer",
+    "model",
+    "serial",
+    "slot_id",
+    "slot_description",
+    "slot_manufacturer",
+)
 TYPES = ("cert", "private", "public", "secret-key", "data")
 
 # What needs no percent-encoding: RFC 3986 unreserved plus most of RFC 7512's pk11-res-avail.
@@ -127,13 +136,23 @@ class Pkcs11Uri:
     def __str__(self) -> str:
         return self.format()
 
-    def without_pin(self) -> Pkcs11Uri:
-        return replace(self, pin_value=None)
-
     @property
     def selects_object(self) -> bool:
         """True when the URI names an object by ``id`` or ``object`` (label)."""
         return self.id is not None or self.object is not None
+
+    @property
+    def selects_token(self) -> bool:
+        """True when the URI names a token or slot (not only a module or an object)."""
+        return any(getattr(self, name) is not None for name in TOKEN_ATTRIBUTES)
+
+    def or_else(self, other: Pkcs11Uri | None, *names: str) -> Pkcs11Uri:
+        """This URI when it sets one of ``names`` (or there is no other), else ``other``: the
+        key's URI decides the PIN and the module, the certificate's when the key's says nothing.
+        """
+        if other is None or any(getattr(self, name) is not None for name in names):
+            return self
+        return other
 
     @property
     def library_version_tuple(self) -> tuple[int, int] | None:

@@ -1,7 +1,7 @@
 """Keep one set of credentials fresh for many readers: ``serve``, ``update`` and boto3 sessions.
 
-    >>> fetch = lambda: create_session(params, identity, key)        # doctest: +SKIP
-    >>> keeper = CredentialKeeper(fetch, initial=fetch())             # doctest: +SKIP
+    >>> session = Session.open(settings)                              # doctest: +SKIP
+    >>> keeper = CredentialKeeper(session.fetch, initial=session.fetch())  # doctest: +SKIP
     >>> keeper.get()              # the same credentials until 10 minutes remain  # doctest: +SKIP
     Credentials(access_key_id='ASIA...', expiration='...')
 
@@ -26,16 +26,17 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from .credentials import Credentials, format_time
-from .errors import HwSignerError
+from ..credentials import Credentials, format_time
+from ..errors import HwSignerError
+from . import KEEPER_REFRESH_MARGIN, LAST_GOOD_MARGIN
 
 log = logging.getLogger("hwsigner")
 
 Fetch = Callable[[], Credentials]
 Clock = Callable[[], datetime]
 
-REFRESH_MARGIN = timedelta(minutes=10)
-EXPIRY_MARGIN = timedelta(minutes=1)
+REFRESH_MARGIN = timedelta(seconds=KEEPER_REFRESH_MARGIN)
+EXPIRY_MARGIN = timedelta(seconds=LAST_GOOD_MARGIN)
 RETRY_BASE = timedelta(seconds=1)
 RETRY_CAP = timedelta(seconds=60)
 
@@ -185,3 +186,6 @@ class CredentialKeeper:
             f"no valid credentials{reason}",
             hint=self._error.hint if self._error else None,
         )
+
+
+__all__ = ["CredentialKeeper"]

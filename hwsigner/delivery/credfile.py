@@ -1,4 +1,4 @@
-"""Write one profile's keys into an AWS shared credentials file, keeping everything else.
+"""``update``'s output: one profile of an AWS shared credentials file, kept fresh.
 
     >>> text = "# mine\\n[other]\\nregion = eu-west-1\\n"
     >>> print(set_profile_keys(text, "default", {"aws_access_key_id": "ASIAEXAMPLE"}), end="")
@@ -13,19 +13,36 @@
 given keys (and their indented continuation lines), adds the missing ones after the section's
 last line, and leaves every other line, comment, key and profile byte for byte; a missing
 section is appended. ``write_profile`` applies it to a file under a lock, writing a temporary
-file and renaming it over the old one, mode 0600.
+file and renaming it over the old one, mode 0600. ``keep_profile_fresh`` is the ``update``
+loop: it writes the profile whenever a ``CredentialKeeper`` holds new credentials, then sleeps
+until the keeper's next refresh is due; a failed refresh or write is logged and retried after a
+capped, doubling pause, and neither ends the loop.
+
+    >>> keeper = CredentialKeeper(session.fetch, initial=session.fetch(),
+    ...                           refresh_margin=timedelta(seconds=UPDATE_REFRESH_MARGIN))
+    ...                                                               # doctest: +SKIP
+    >>> stop = threading.Event()          # set it (e.g. from a signal handler) to end the loop
+    >>> keep_profile_fresh(keeper, credentials_path(os.environ), "default", stop)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .credentials import Credentials
-from .errors import ConfigError
+from ..credentials import Credentials, format_time
+from ..errors import ConfigError, HwSignerError
+from .keeper import CredentialKeeper
+
+log = logging.getLogger("hwsigner")
+
+MIN_PAUSE = 1.0
+WRITE_RETRY_CAP = 60.0
 
 _SECTION = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
 _KEY = re.compile(r"([^=:\s][^=:]*?)\s*[=:]")
@@ -159,3 +176,46 @@ def _locked(lock_path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def write_and_log(path: Path, profile: str, credentials: Credentials) -> None:
+    write_profile(path, profile, credentials)
+    log.info(
+        "wrote profile [%s] of %s, valid until %s",
+        profile,
+        path,
+        format_time(credentials.expiration),
+    )
+
+
+def keep_profile_fresh(
+    keeper: CredentialKeeper, path: Path, profile: str, stop: threading.Event
+) -> None:
+    """Write the profile now and again before each expiry, until ``stop`` is set."""
+    written: Credentials | None = None
+    write_failures = 0
+    while not stop.is_set():
+        try:
+            credentials: Credentials | None = keeper.get()
+        except HwSignerError:
+            credentials = None  # the keeper has logged why, and knows when to try again
+        if credentials is not None and credentials is not written:
+            try:
+                write_and_log(path, profile, credentials)
+            except HwSignerError as exc:
+                write_failures += 1
+                pause = min(WRITE_RETRY_CAP, MIN_PAUSE * 2 ** (write_failures - 1))
+                log.warning("writing %s failed: %s; next try in %ds", path, exc, pause)
+                stop.wait(pause)
+                continue
+            written, write_failures = credentials, 0
+        stop.wait(max(keeper.seconds_to_refresh(), MIN_PAUSE))
+
+
+__all__ = [
+    "credentials_path",
+    "keep_profile_fresh",
+    "set_profile_keys",
+    "write_and_log",
+    "write_profile",
+]

@@ -12,6 +12,10 @@ digest made here with ``CKM_ECDSA`` (raw r||s, returned as DER); RSA keys use
 ``CKM_SHA256_RSA_PKCS`` (or its SHA-384/512 siblings), else ``CKM_RSA_PKCS`` over a DigestInfo.
 Keys with ``CKA_ALWAYS_AUTHENTICATE`` (YubiKey slot 9c) get a context-specific login before
 each signature: the user PIN under ``--reuse-pin``, else a PIN asked once on the terminal.
+
+Inside: ``uri`` (RFC 7512), ``module`` (modules, tokens), ``session`` (the one login path, PIN
+sources), ``objects`` (what is on a token, the chain), ``select`` (the one certificate and key
+URIs name), ``writable`` (keygen, certificate install).
 """
 
 from __future__ import annotations
@@ -22,37 +26,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import KeyType, Mechanism
 from pkcs11 import exceptions as p11
 
-from .._tty import ask_secret
-from ..errors import CertificateError, ConfigError, KeySourceError, PasswordError
-from . import Digest, KeyBackend, KeyOptions, PublicKey
-from .pkcs11_find import (
+from ..._tty import ask_secret
+from ...errors import CertificateError, ConfigError, KeySourceError
+from ...x509certs import read_certificates, spki
+from ..backend import Digest, KeyBackend, KeyOptions, PublicKey
+from .module import Module, one_token
+from .objects import (
+    TokenCertificate,
     TokenKey,
-    find_certificates,
+    certificate_key,
     find_private_keys,
-    issuer_chain,
-    newest_for,
-    object_uri,
-    spki,
+    token_chain,
 )
-from .pkcs11_module import Module, failure
-from .pkcs11_select import (
-    Found,
-    ListedCertificate,
-    list_certificates,
-    module_uri_of,
-    one_certificate,
-    one_token_session,
-    pin_uri_of,
-    select_key,
-    selects_token,
-)
-from .pkcs11_token import COUNTERS, GONE, TokenSession
-from .pkcs11_uri import Pkcs11Uri
+from .select import one_certificate, search_certificates, select_key
+from .session import COUNTERS, PIN_ERRORS, TokenSession, pin_refused
+from .uri import Pkcs11Uri
+from .writable import generate_key, install_certificate
 
 log = logging.getLogger("hwsigner")
 
@@ -67,7 +60,6 @@ DIGEST_INFO = {
     "SHA384": bytes.fromhex("3041300d060960864801650304020205000430"),
     "SHA512": bytes.fromhex("3051300d060960864801650304020305000440"),
 }
-PIN_ERRORS = (p11.PinIncorrect, p11.PinLocked, p11.PinExpired, p11.PinInvalid, p11.PinLenRange)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +83,13 @@ class Pkcs11Key(KeyBackend):
         *,
         certificate: x509.Certificate | None = None,
         chain: tuple[x509.Certificate, ...] = (),
-        description: str = "PKCS#11 key",
     ) -> None:
         self.token = token
         self.key = key
         self.settings = settings
         self.certificate = certificate
         self.chain = chain
-        self.description = description
+        self.description = key.uri(token)
         self._public_key = public_key
         self._generation = token.generation
         self._context_pin: str | None = None
@@ -109,30 +100,31 @@ class Pkcs11Key(KeyBackend):
         cls, ref: str, options: KeyOptions, *, certificate_ref: str | None = None
     ) -> Pkcs11Key:
         key_uri = Pkcs11Uri.parse(ref)
-        cert_uri = None
-        file_certificate = None
+        cert_uri, file_certificate = None, None
         if certificate_ref is not None and certificate_ref.startswith("pkcs11:"):
             cert_uri = key_uri if certificate_ref == ref else Pkcs11Uri.parse(certificate_ref)
         elif certificate_ref is not None:
             file_certificate = _file_certificate(certificate_ref)
-        pin_uri = pin_uri_of(key_uri, cert_uri)
-        module = Module.load(Module.path_for(module_uri_of(key_uri, cert_uri), options.pkcs11_lib))
+        pin_uri = key_uri.or_else(cert_uri, "pin_value", "pin_source")
+        module_uri = key_uri.or_else(cert_uri, "module_path", "module_name")
+        module = Module.load(Module.path_for(module_uri, options.pkcs11_lib))
         log.debug("PKCS#11 module %s", module.path)
-        found = one_certificate(module, cert_uri, pin_uri) if cert_uri is not None else None
+        found, entry = (
+            (None, None) if cert_uri is None else one_certificate(module, cert_uri, pin_uri)
+        )
         try:
-            if found is not None and (cert_uri is key_uri or not selects_token(key_uri)):
-                session = found.session
-                session.acquire()
+            if found is not None and (cert_uri is key_uri or not key_uri.selects_token):
+                session, found = found, None  # the key takes over the search's use
             else:
-                session = one_token_session(module, key_uri)
+                session = TokenSession.open(module, one_token(module, key_uri))
             try:
-                return cls._on_token(session, key_uri, pin_uri, found, file_certificate, options)
+                return cls._on_token(session, key_uri, pin_uri, entry, file_certificate, options)
             except BaseException:
                 session.release()
                 raise
         finally:
             if found is not None:
-                found.session.release()
+                found.release()
 
     @classmethod
     def _on_token(
@@ -140,47 +132,26 @@ class Pkcs11Key(KeyBackend):
         session: TokenSession,
         key_uri: Pkcs11Uri,
         pin_uri: Pkcs11Uri,
-        found: Found | None,
+        entry: TokenCertificate | None,
         file_certificate: x509.Certificate | None,
         options: KeyOptions,
     ) -> Pkcs11Key:
-        certificate = found.entry.certificate if found else file_certificate
-        expected = _certificate_key(certificate) if certificate is not None else None
-        key = select_key(session, key_uri, pin_uri, found.entry if found else None, expected)
+        certificate = entry.certificate if entry else file_certificate
+        expected = certificate_key(certificate) if certificate is not None else None
+        key = select_key(session, key_uri, pin_uri, entry, expected)
         public_key = expected if expected is not None else key.public_key
         if public_key is None:
-            named = object_uri(session.token, key.id, key.label, "private")
             raise KeySourceError(
-                f"cannot read the public key of {named}",
+                f"cannot read the public key of {key.uri(session)}",
                 hint="put its public key or certificate on the token, or pass --certificate",
             )
-        leaf = found.entry.certificate if found else None
+        leaf = entry.certificate if entry else None
         chain: tuple[x509.Certificate, ...] = ()
-        if file_certificate is None:
-            on_token = session.run(lambda s: find_certificates(s, Pkcs11Uri()), "reading the chain")
-            if leaf is None:  # a key URI alone: the token's certificate for this key, if any
-                leaf = newest_for(public_key, [c.certificate for c in on_token])
-            if leaf is not None:
-                chain = issuer_chain(leaf, [c.certificate for c in on_token])
-                log.debug("certificate %s; %d issuer(s) on the token", leaf.subject, len(chain))
-        try:
-            mechanisms = frozenset(int(m) for m in session.token.slot.get_mechanisms())
-        except p11.PKCS11Error as exc:  # then RSA signs with CKM_RSA_PKCS, which every token has
-            log.debug("token %s lists no mechanisms: %s", session.name, type(exc).__name__)
-            mechanisms = frozenset()
-        description = object_uri(session.token, key.id, key.label, "private").format()
-        log.debug(
-            "private key %s%s", description, " (always authenticate)" * key.always_authenticate
-        )
-        return cls(
-            session,
-            key,
-            public_key,
-            SignSettings(mechanisms, options.reuse_pin, pin_uri),
-            certificate=leaf,
-            chain=chain,
-            description=description,
-        )
+        if file_certificate is None:  # the certificate of a key URI alone, and the chain
+            leaf, chain = token_chain(session, leaf, public_key)
+        log.debug("private key %s; %d issuer(s) on the token", key.uri(session), len(chain))
+        settings = SignSettings(session.mechanisms(), options.reuse_pin, pin_uri)
+        return cls(session, key, public_key, settings, certificate=leaf, chain=chain)
 
     @property
     def public_key(self) -> PublicKey:
@@ -219,16 +190,9 @@ class Pkcs11Key(KeyBackend):
         pin = self._pin_for_signature() if self.key.always_authenticate else None
         try:
             signature = handle.sign(data, mechanism=mechanism, pin=pin)
-        except PIN_ERRORS:
+        except PIN_ERRORS as exc:
             self._context_pin = None
-            raise PasswordError(
-                f"the token refused the PIN for {self.description}",
-                hint="not retried automatically, to keep the token from locking",
-            ) from None
-        except p11.PKCS11Error as exc:
-            if isinstance(exc, GONE):
-                raise
-            raise failure(exc, f"signing with {self.description}") from exc
+            raise pin_refused(exc, self.token.token) from None
         if pin is not None:
             COUNTERS.context_logins += 1
         return bytes(signature)
@@ -244,8 +208,7 @@ class Pkcs11Key(KeyBackend):
             if key.key_type == self.key.key_type and (
                 key.public_key is None or spki(key.public_key) == want
             ):
-                self.key = key
-                self._generation = self.token.generation
+                self.key, self._generation = key, self.token.generation
                 return key.handle
         raise KeySourceError(
             f"the key {self.description} is gone from token {self.token.name}",
@@ -274,20 +237,25 @@ def open_key(ref: str, options: KeyOptions, *, certificate_ref: str | None = Non
     return Pkcs11Key.open(ref, options, certificate_ref=certificate_ref)
 
 
-def _certificate_key(certificate: x509.Certificate) -> PublicKey:
-    public_key = certificate.public_key()
-    if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
-        raise CertificateError(
-            f"the certificate's {type(public_key).__name__.lstrip('_')} key is not supported",
-            hint="IAM Roles Anywhere takes RSA and EC (P-256, P-384, P-521) keys",
-        )
-    return public_key
+@dataclass(frozen=True, slots=True)
+class ListedCertificate:
+    """A certificate for ``read-certificate-data``, with a URI that selects exactly it."""
+
+    certificate: x509.Certificate
+    uri: str
+
+
+def list_certificates(ref: str, pkcs11_lib: str | None = None) -> list[ListedCertificate]:
+    """Every certificate ``ref`` matches, each with a URI that selects exactly it."""
+    uri = Pkcs11Uri.parse(ref)
+    found = search_certificates(Module.load(Module.path_for(uri, pkcs11_lib)), uri, uri)
+    for session, _ in found:
+        session.release()
+    return [ListedCertificate(entry.certificate, entry.uri(session)) for session, entry in found]
 
 
 def _file_certificate(path: str) -> x509.Certificate | None:
     """Hybrid mode: the certificate file picks the token key whose public key it holds."""
-    from ..identity import read_certificates
-
     try:
         return read_certificates(path, "--certificate")[0]
     except (CertificateError, ConfigError):
@@ -295,9 +263,12 @@ def _file_certificate(path: str) -> x509.Certificate | None:
 
 
 __all__ = [
+    "COUNTERS",
     "ListedCertificate",
     "Pkcs11Key",
     "SignSettings",
+    "generate_key",
+    "install_certificate",
     "list_certificates",
     "open_key",
 ]

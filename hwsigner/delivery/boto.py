@@ -10,7 +10,7 @@ its ``credential_provider`` component); the provider returns ``RefreshableCreden
 decides when to ask (15 minutes before expiry, blocking from 10 minutes); the keeper decides
 when to call CreateSession, and makes concurrent askers share one call.
 
-Imported only by ``hwsigner.boto3_session``: it needs boto3.
+Imported only by ``hwsigner.boto3_session`` (``hwsigner.session``): it needs boto3.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import boto3
 import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 
-from .credentials import Credentials, format_time
-from .refresher import CredentialKeeper
+from ..credentials import Credentials, format_time
+from .keeper import CredentialKeeper
 
 METHOD = "hwsigner-rolesanywhere"
 
@@ -62,3 +62,6 @@ def refreshing_session(keeper: CredentialKeeper, region_name: str | None = None)
         "credential_provider", CredentialResolver([RolesAnywhereProvider(keeper)])
     )
     return boto3.Session(botocore_session=core, region_name=region_name)
+
+
+__all__ = ["RolesAnywhereProvider", "refreshing_session"]

@@ -1,6 +1,6 @@
 """A local credentials endpoint: EC2 instance metadata (IMDSv2) and the ECS container form.
 
-    >>> keeper = CredentialKeeper(fetch, initial=fetch())            # doctest: +SKIP
+    >>> keeper = CredentialKeeper(session.fetch, initial=session.fetch())  # doctest: +SKIP
     >>> server = CredentialServer.listen(keeper, "my-role", port=9911, auth_token=token)
     ...                                                               # doctest: +SKIP
     >>> server.serve_forever()                                        # doctest: +SKIP
@@ -38,9 +38,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .credentials import format_time
-from .errors import ConfigError, HwSignerError
-from .refresher import CredentialKeeper
+from ..credentials import format_time
+from ..errors import ConfigError, HwSignerError
+from .keeper import CredentialKeeper
 
 log = logging.getLogger("hwsigner")
 
@@ -299,3 +299,6 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Request lines only, at debug level: never headers, where the tokens travel."""
         log.debug("%s %s", self.address_string(), format % args)
+
+
+__all__ = ["CredentialServer", "TokenStore", "read_auth_token"]

@@ -1,0 +1,177 @@
+"""Open once, fetch many: a key and its identity, ready to call CreateSession again and again.
+
+    >>> import hwsigner
+    >>> settings = hwsigner.Settings(certificate="pkcs11:token=dev;object=ra",
+    ...     trust_anchor_arn="arn:...", profile_arn="arn:...", role_arn="arn:...")  # doctest: +SKIP
+    >>> with hwsigner.Session.open(settings) as session:                # doctest: +SKIP
+    ...     first, second = session.fetch(), session.fetch()   # one PKCS#11 login for both
+    >>> hwsigner.get_credentials(certificate="leaf.pem", private_key="leaf.key",
+    ...                          **arns)                              # doctest: +SKIP
+    Credentials(access_key_id='ASIA...', expiration='...')
+    >>> session = hwsigner.boto3_session(certificate="leaf.pem", private_key="leaf.key",
+    ...                                  **arns)                      # doctest: +SKIP
+    >>> session.client("s3").list_buckets()                           # doctest: +SKIP
+
+``Session`` is what every delivery mode runs on: ``credential-process`` fetches once, ``update``
+and ``serve`` hand ``fetch`` to a ``CredentialKeeper``. The Python API's keywords are the fields
+of ``hwsigner.Settings``, which mirror the CLI flags. ``boto3_session`` keeps the key open (one
+PKCS#11 login, one TPM primary) for the life of the boto3 session and plugs into botocore
+through its public credential-provider interface.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import weakref
+from collections.abc import Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .credentials import Credentials
+from .delivery import KEEPER_REFRESH_MARGIN
+from .errors import ConfigError, needs_extra
+from .settings import Settings
+
+if TYPE_CHECKING:
+    import boto3
+
+    from .identity import Identity
+    from .keys import KeyBackend
+    from .rolesanywhere import Target, Transport
+
+
+class Session:
+    """An open key, the identity it signs with, and where CreateSession goes; ``open`` opens."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        identity: Identity,
+        key: KeyBackend,
+        transport: Transport,
+        target: Target,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.key = key
+        self.transport = transport
+        self.target = target
+        self._identity = identity
+        self._env = env
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        transport: Transport | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> Session:
+        """Check the request (ARN, region and duration mistakes surface before the key is
+        opened), open the key and its certificate, and build the transport."""
+        from .identity import load_identity
+        from .rolesanywhere import resolve
+        from .transport import HttpTransport
+
+        target = resolve(settings, env)
+        identity, key = load_identity(
+            settings.certificate,
+            settings.private_key,
+            settings.intermediates,
+            settings.key_options(),
+        )
+        if transport is None:
+            transport = HttpTransport.from_env(
+                os.environ if env is None else env, verify=not settings.no_verify_ssl
+            )
+        return cls(settings, identity, key, transport, target, env)
+
+    def current_identity(self) -> Identity:
+        """The certificate and chain the next CreateSession is signed with."""
+        return self._identity
+
+    def fetch(self) -> Credentials:
+        """Call CreateSession (retrying 5xx and throttling) and return the credentials."""
+        from .rolesanywhere import request_credentials
+
+        return request_credentials(
+            self.settings,
+            self.current_identity(),
+            self.key,
+            transport=self.transport,
+            env=self._env,
+            target=self.target,
+        )
+
+    def close(self) -> None:
+        """Close the key (log out of the token). Safe to call twice."""
+        self.key.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def get_credentials(**settings: Any) -> Credentials:
+    """Open the key, call CreateSession once, close the key: ``credential-process`` in Python.
+
+    The keywords are the fields of ``hwsigner.Settings``.
+    """
+    with Session.open(Settings(**settings)) as session:
+        return session.fetch()
+
+
+def create_session(**settings: Any) -> Credentials:
+    """Deprecated: ``get_credentials``, under the name it had until 0.1."""
+    warnings.warn(
+        "hwsigner.create_session is deprecated: use hwsigner.get_credentials",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return get_credentials(**settings)
+
+
+def boto3_session(
+    *,
+    refresh_margin: int = KEEPER_REFRESH_MARGIN,
+    region_name: str | None = None,
+    **settings: Any,
+) -> boto3.Session:
+    """A ``boto3.Session`` whose credentials come from Roles Anywhere and refresh themselves.
+
+    The keywords are the fields of ``hwsigner.Settings``, plus these two. The first credentials
+    are fetched now, so mistakes surface here. New ones are fetched when fewer than
+    ``refresh_margin`` seconds remain. The key stays open until the session is
+    garbage-collected. ``region_name`` is the session's default region for AWS clients
+    (``region`` is the Roles Anywhere signing region).
+    """
+    from .delivery.keeper import CredentialKeeper
+
+    request = Settings(**settings)
+    margin = timedelta(seconds=refresh_margin)
+    if margin <= timedelta(0):
+        raise ConfigError("refresh_margin must be a positive number of seconds")
+    with needs_extra("boto3"):
+        from .delivery import boto
+    opened = Session.open(request)
+    try:
+        first = opened.fetch()
+    except BaseException:
+        opened.close()
+        raise
+    keeper = CredentialKeeper(opened.fetch, initial=first, refresh_margin=margin)
+    session = boto.refreshing_session(keeper, region_name=region_name)
+    weakref.finalize(session, opened.close)
+    return session
+
+
+__all__ = ["Session", "boto3_session", "get_credentials"]
