@@ -7,17 +7,31 @@
     >>> c.to_process_json()[:40]
     '{"Version":1,"AccessKeyId":"ASIAEXAMPLE"'
 
+Values from outside (the service's answer, a cache entry) enter through ``from_service`` and
+``from_process_json`` only, and are checked there once (``checked``): an access key id of 16 to
+128 capital letters and digits, a secret and a token of printable ASCII without spaces within
+bounds, an expiration in AWS's UTC form. Nothing a service sends can then break the line, the
+quoting or the section of any delivery form (INI file, shell, JSON, HTTP).
+
 This module imports nothing heavy: a cached ``credential-process`` uses it alone.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The values AWS issues, with room to spare: what the check lets through cannot break a line.
+SHAPES = {
+    "AccessKeyId": re.compile(r"[A-Z0-9]{16,128}"),
+    "SecretAccessKey": re.compile(r"[!-~]{1,1024}"),
+    "SessionToken": re.compile(r"[!-~]{1,16384}"),
+    "Expiration": re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]00:00)", re.ASCII),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +68,13 @@ class Credentials:
     @classmethod
     def from_process_json(cls, text: str) -> Credentials:
         """Read ``to_process_json`` output back; ValueError when it is not that."""
-        data = json.loads(text)
+        from ._safe import load_json
+
+        data = load_json(text)
         if not isinstance(data, dict) or data.get("Version") != 1:
             raise ValueError("not credential_process output")
-        return cls(
-            _text(data, "AccessKeyId"),
-            _text(data, "SecretAccessKey"),
-            _text(data, "SessionToken"),
-            parse_time(_text(data, "Expiration")),
+        return checked(
+            data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"], data["Expiration"]
         )
 
     @classmethod
@@ -69,21 +82,29 @@ class Credentials:
         """``credentialSet[0].credentials`` of a CreateSession answer; ValueError otherwise."""
         try:
             creds = body["credentialSet"][0]["credentials"]
-            return cls(
-                _text(creds, "accessKeyId"),
-                _text(creds, "secretAccessKey"),
-                _text(creds, "sessionToken"),
-                parse_time(_text(creds, "expiration")),
+            return checked(
+                creds["accessKeyId"],
+                creds["secretAccessKey"],
+                creds["sessionToken"],
+                creds["expiration"],
             )
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"no credentials in the answer ({exc!r})") from None
+        except (KeyError, IndexError, TypeError):
+            raise ValueError("no credentialSet[0].credentials in the answer") from None
 
 
-def _text(data: dict[str, Any], name: str) -> str:
-    value = data[name]
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} is not a non-empty string")
-    return value
+def checked(key_id: object, secret: object, token: object, expiration: object) -> Credentials:
+    """A ``Credentials`` from values read from outside, each shape-checked; ValueError names
+    the first bad field (never its value)."""
+    values = {
+        "AccessKeyId": key_id,
+        "SecretAccessKey": secret,
+        "SessionToken": token,
+        "Expiration": expiration,
+    }
+    for name, value in values.items():
+        if not isinstance(value, str) or not SHAPES[name].fullmatch(value):
+            raise ValueError(f"{name} is not in the form AWS issues")
+    return Credentials(str(key_id), str(secret), str(token), parse_time(str(expiration)))
 
 
 def format_time(moment: datetime) -> str:

@@ -160,8 +160,6 @@ def read_certificate_file(path: str, password: str | None = None) -> Certificate
     return CertificateFile(certs[0], certs[1:], key)
 
 
-# ``read_certificates`` and ``spki`` live in ``x509certs``; these names stay until keys/pkcs11.py
-# and provision/install_pkcs11.py (regrouped on another branch) import them from there.
 __all__ = [
     "CertificateFile",
     "Identity",
@@ -169,6 +167,4 @@ __all__ = [
     "check_key_matches",
     "load_identity",
     "read_certificate_file",
-    "read_certificates",
-    "spki",
 ]

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ._safe import load_json, one_line
 from .arns import endpoint_url, parse_arn, signing_region
 from .credentials import Credentials
 from .errors import ConfigError, NetworkError, ServiceError
@@ -33,7 +34,7 @@ from .identity import Identity
 from .keys import KeyBackend
 from .settings import Settings
 from .sigv4x509 import Request, sign
-from .transport import HttpTransport, Response
+from .transport import HttpTransport, Response, check_endpoint
 
 log = logging.getLogger("hwsigner")
 
@@ -133,6 +134,7 @@ def request_credentials(
     attempts = max_attempts(env)
     log.debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
     log.debug("request body: %s", target.body.decode())
+    check_endpoint(target.url)
     request = Request("POST", target.url, (("Content-Type", "application/json"),), target.body)
     signer = identity.signer(key)
     for attempt in range(1, attempts + 1):
@@ -147,7 +149,7 @@ def request_credentials(
             log.debug("attempt %d of %d failed: %s", attempt, attempts, exc)
         else:
             if response.status in (200, 201):
-                return parse_credentials(response)
+                return parse_credentials(response, clock())
             error = service_error(response)
             if not retryable(error) or attempt == attempts:
                 raise error
@@ -160,22 +162,32 @@ def retryable(error: ServiceError) -> bool:
     return error.status >= 500 or error.status == 429 or error.error_type in THROTTLING
 
 
-def parse_credentials(response: Response) -> Credentials:
+def parse_credentials(response: Response, now: datetime) -> Credentials:
+    """The credentials of a 200/201 answer, checked (``Credentials.checked``) and unexpired."""
     try:
-        return Credentials.from_service(json.loads(response.body))
+        credentials = Credentials.from_service(load_json(response.body))
     except ValueError as exc:
         raise ServiceError(
             "InvalidResponse",
-            f"CreateSession answered {response.status} without credentials",
+            f"CreateSession answered {response.status} without usable credentials: "
+            + one_line(str(exc)),
             status=response.status,
             hint="check --endpoint: it should be IAM Roles Anywhere",
-        ) from exc
+        ) from None
+    if credentials.expiration <= now:
+        raise ServiceError(
+            "InvalidResponse",
+            "CreateSession answered with credentials that have already expired",
+            status=response.status,
+            hint="check the clocks of this machine and of the endpoint",
+        )
+    return credentials
 
 
 def service_error(response: Response) -> ServiceError:
     """AWS's error type and message, from ``x-amzn-ErrorType`` or the JSON body."""
     try:
-        body = json.loads(response.body or b"{}")
+        body = load_json(response.body or b"{}")
     except ValueError:
         body = {}
     if not isinstance(body, dict):
@@ -187,8 +199,8 @@ def service_error(response: Response) -> ServiceError:
         or body.get("Code")
         or f"HTTP{response.status}"
     )
-    error_type = str(raw_type).split(":")[0].split("#")[-1]
-    message = str(body.get("message") or body.get("Message") or "")
+    error_type = one_line(str(raw_type).split(":")[0].split("#")[-1], 100)
+    message = one_line(str(body.get("message") or body.get("Message") or ""))
     return ServiceError(error_type, message, status=response.status, hint=HINTS.get(error_type))
 
 

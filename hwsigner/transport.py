@@ -4,18 +4,24 @@
     >>> transport(request).status                                     # doctest: +SKIP
     201
 
-Headers go out exactly as signed: ``Host`` is the signed one, never rebuilt.
+Headers go out exactly as signed: ``Host`` is the signed one, never rebuilt. One attempt has
+one total deadline (``total_timeout``, 30 s) on top of the per-read timeout, so an endpoint that
+drips a byte at a time cannot hold the caller; an answer is read up to ``MAX_RESPONSE`` bytes,
+and a malformed one (bad status line, bad chunking) is a ``NetworkError``.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from ._safe import one_line
 from .errors import ConfigError, NetworkError
 from .sigv4x509 import Request
 
@@ -39,6 +45,7 @@ class HttpTransport:
     proxies: Mapping[str, str] | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    total_timeout: float = 30.0  # one attempt, from connecting to the last byte of the answer
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, verify: bool = True) -> HttpTransport:
@@ -48,15 +55,18 @@ class HttpTransport:
         )
 
     def __call__(self, request: Request) -> Response:
-        url = urlsplit(request.url)
+        url = check_endpoint(request.url)
+        deadline = time.monotonic() + self.total_timeout
         conn = self._connection(url.scheme, url.hostname or "", url.port)
         target = url.path + (f"?{url.query}" if url.query else "")
         if conn.host != url.hostname and url.scheme == "http":
             target = request.url  # a plain-HTTP proxy takes the absolute form
+        where = one_line(f"{url.scheme}://{url.netloc}")
         try:
+            conn.timeout = min(self.connect_timeout, self.total_timeout)
             conn.connect()
             if conn.sock is not None:
-                conn.sock.settimeout(self.read_timeout)
+                conn.sock = DeadlineSocket(conn.sock, deadline, self.read_timeout)
             headers = dict(request.headers)
             headers.setdefault("User-Agent", USER_AGENT)
             conn.request(request.method, target, body=request.body, headers=headers)
@@ -66,13 +76,18 @@ class HttpTransport:
             return Response(answer.status, names, body)
         except ssl.SSLError as exc:
             raise NetworkError(
-                f"TLS with {url.netloc} failed: {exc.reason or exc}",
+                f"TLS with {where} failed: {one_line(str(exc.reason or exc))}",
                 hint="set AWS_CA_BUNDLE to the CA that issued the endpoint's certificate",
             ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise NetworkError(
-                f"cannot reach {url.scheme}://{url.netloc}: {_reason(exc)}",
+                f"cannot reach {where}: {_reason(exc)}",
                 hint="check --endpoint, the network and any proxy (HTTPS_PROXY, NO_PROXY)",
+            ) from None
+        except ValueError:  # http.client on a negative chunk size, and the like
+            raise NetworkError(
+                f"{where} sent a malformed HTTP answer",
+                hint="check --endpoint: it should be IAM Roles Anywhere",
             ) from None
         finally:
             conn.close()
@@ -116,6 +131,65 @@ class HttpTransport:
             ) from None
 
 
+def check_endpoint(url: str) -> SplitResult:
+    """``url`` split, if it is one this transport can use; ConfigError in one line if not."""
+    shown = one_line(url.split("?")[0], 120)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"the endpoint {shown} is malformed: {exc}", hint=ENDPOINT_HINT) from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"unsupported endpoint scheme in {shown}", hint="use https://")
+    if not host or port == 0 or not all(c.isascii() and c.isprintable() and c != " " for c in host):
+        raise ConfigError(f"the endpoint {shown} has no usable host", hint=ENDPOINT_HINT)
+    return parts
+
+
+ENDPOINT_HINT = "give --endpoint as https://HOST[:PORT]"
+
+
+class DeadlineSocket:
+    """A connected socket whose reads and writes all end by one ``deadline`` (monotonic)."""
+
+    def __init__(self, sock: socket.socket, deadline: float, read_timeout: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._read_timeout = read_timeout
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no complete answer within the deadline")
+        self._sock.settimeout(min(left, self._read_timeout))
+
+    def sendall(self, data: bytes) -> None:
+        self._arm()
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer: memoryview) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer)
+
+    def makefile(self, mode: str = "rb") -> io.BufferedReader:
+        return io.BufferedReader(_Reader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _Reader(io.RawIOBase):
+    def __init__(self, sock: DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._sock.recv_into(buffer)
+
+
 def proxies_from(env: Mapping[str, str]) -> dict[str, str]:
     """``https``, ``http`` and ``no`` proxy settings; the lower-case variable wins, as in curl."""
     found = {}
@@ -139,6 +213,6 @@ def bypasses_proxy(host: str, no_proxy: str) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, socket.timeout):
+    if isinstance(exc, socket.timeout | TimeoutError):
         return "timed out"
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return one_line(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)

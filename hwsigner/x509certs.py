@@ -17,28 +17,22 @@ and the identity that checks one share it without an import loop.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .errors import CertificateError, ConfigError
+from ._safe import read_user_file
+from .errors import CertificateError
 
 ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
 
 
 def read_bytes(path: str, what: str, flag: str) -> bytes:
-    """The file's bytes; a missing or unreadable file is a ``ConfigError`` naming ``flag``."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file not found: {path}", hint=f"check the {flag} path") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {what} file {path}: {exc.strerror}", hint=f"check the {flag} path"
-        ) from None
+    """The file's bytes (``_safe.read_user_file``: a regular file of at most 1 MiB, or a
+    ``/dev/fd/N`` pipe); anything else is a ``ConfigError`` naming ``flag``."""
+    return read_user_file(path, what, flag)
 
 
 def read_certificates(path: str, flag: str = "--intermediates") -> tuple[x509.Certificate, ...]:

@@ -103,7 +103,7 @@ def tpm_bare(key: Any) -> Callable[[bytes], object]:
     from tpm2_pytss.constants import TPM2_ALG
     from tpm2_pytss.types import TPMS_SCHEME_HASH, TPMT_SIG_SCHEME, TPMU_SIG_SCHEME
 
-    esapi, obj = key.device.esapi, key._obj  # the same loaded key; a private attribute
+    esapi, obj = key.device.esapi, key._loaded.obj  # the same loaded key; a private attribute
     scheme = TPMT_SIG_SCHEME(
         scheme=TPM2_ALG.ECDSA,
         details=TPMU_SIG_SCHEME(ecdsa=TPMS_SCHEME_HASH(hashAlg=TPM2_ALG.SHA256)),

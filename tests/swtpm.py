@@ -87,6 +87,19 @@ def free_port_pair() -> int:
     raise RuntimeError("no two consecutive free ports on loopback")
 
 
+def _spawn(port: int, state: Path, log: Path) -> subprocess.Popen[bytes]:
+    """swtpm on ``port`` (commands) and ``port + 1`` (control), appending to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            ["swtpm", "socket", "--tpm2",
+             "--server", f"type=tcp,port={port},bindaddr={HOST}",
+             "--ctrl", f"type=tcp,port={port + 1},bindaddr={HOST}",
+             "--flags", "not-need-init,startup-clear",
+             "--tpmstate", f"dir={state}"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
 @dataclass
 class Swtpm:
     """A running swtpm: ``tcti`` for hwsigner, ``env`` for tpm2-tools and tpm2-openssl."""
@@ -109,25 +122,28 @@ class Swtpm:
     def start(cls, state: Path) -> Swtpm:
         """Start swtpm with its state in ``state``, retrying on another port if one was taken."""
         state.mkdir(parents=True, exist_ok=True)
-        last = ""
+        log = state / "swtpm.log"
         for _ in range(5):
             port = free_port_pair()
-            log = state / "swtpm.log"
-            with open(log, "wb") as out:
-                process = subprocess.Popen(
-                    ["swtpm", "socket", "--tpm2",
-                     "--server", f"type=tcp,port={port},bindaddr={HOST}",
-                     "--ctrl", f"type=tcp,port={port + 1},bindaddr={HOST}",
-                     "--flags", "not-need-init,startup-clear",
-                     "--tpmstate", f"dir={state}"],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            tpm = cls(port, state, process, log)
+            tpm = cls(port, state, _spawn(port, state, log), log)
             if tpm._wait_ready():
                 return tpm
             tpm.stop()
-            last = log.read_text(errors="replace")
-        raise RuntimeError(f"swtpm did not start: {last}")
+        raise RuntimeError(f"swtpm did not start: {log.read_text(errors='replace')}")
+
+    def kill(self) -> None:
+        """Kill swtpm at once (SIGKILL), as a crash would; its state stays in ``state``."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Kill swtpm, then start it again on the same state and ports: a TPM that came back."""
+        self.kill()
+        self.process = _spawn(self.port, self.state, self.log)
+        self._stopped = False
+        if not self._wait_ready():
+            raise RuntimeError(f"swtpm did not restart: {self.log.read_text(errors='replace')}")
 
     @classmethod
     @contextlib.contextmanager

@@ -12,12 +12,7 @@ PACKAGE = Path(hwsigner.__file__).parent
 
 # Edges that other branches remove; the lead deletes each entry when its branch merges (the
 # second test fails once an entry is stale, so none outlives its fix).
-KNOWN: dict[tuple[str, str], str] = {
-    # The backends take KeyBackend, PublicKey, ... from hwsigner.keys, which imports them to
-    # dispatch open_key: they should import hwsigner.keys.backend (the tpm branch).
-    ("hwsigner.keys.tpm", "hwsigner.keys"): "tpm regroup",
-    ("hwsigner.keys.tpm_signing", "hwsigner.keys"): "tpm regroup",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def modules() -> dict[str, Path]:

@@ -237,7 +237,7 @@ def test_throttling_is_retried_but_other_4xx_are_not(identity) -> None:
 
 
 def test_success_without_credentials_is_an_error(identity) -> None:
-    with pytest.raises(ServiceError, match="without credentials"):
+    with pytest.raises(ServiceError, match="without usable credentials"):
         call(identity, Script(Response(201, {}, b'{"credentialSet":[]}')))
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from hwsigner.keys import key_kind
-from hwsigner.keys.tpm_keyfile import KeyFileError, TpmKeyFile
+
+pytest.importorskip("tpm2_pytss")  # hwsigner.keys.tpm, the package, needs it
+from hwsigner.keys.tpm.keyfile import KeyFileError, TpmKeyFile
 
 PUBLIC = b"\x00\x04pub!"  # TPM2B framing only; the TPM checks the contents
 PRIVATE = b"\x00\x05priv!"

@@ -56,14 +56,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             import logging
 
             logging.getLogger("hwsigner").debug("error detail", exc_info=True)
-        hint = f"; {exc.hint}" if exc.hint else ""
-        sys.stderr.write(f"hwsigner: {exc}{hint}\n")
+        sys.stderr.write(error_line(exc) + "\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("hwsigner: interrupted\n")
         return 130
     except BrokenPipeError:
         return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """How an error reaches the user: one printable line, whatever text it carries."""
+    from .._safe import one_line
+
+    hint = getattr(exc, "hint", None)
+    return one_line(f"hwsigner: {exc}" + (f"; {hint}" if hint else ""), 1000)
 
 
 def run() -> None:

@@ -146,7 +146,7 @@ def token_listing(ref: str, pkcs11_lib: str | None) -> str:
 def run_read_certificate_data(args: argparse.Namespace) -> int:
     import json
 
-    from ..identity import read_certificates
+    from ..x509certs import read_certificates
 
     if args.certificate.startswith("pkcs11:"):
         sys.stdout.write(token_listing(args.certificate, args.pkcs11_lib))

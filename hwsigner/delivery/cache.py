@@ -14,10 +14,13 @@ entry that is unreadable, corrupt, not owned by this user, or readable by others
 (and replaced by the next ``put``), never trusted. The ``lock`` keeps parallel cache misses
 from all calling CreateSession at once.
 
-A cache hit runs before every AWS CLI command, so this module imports nothing a bare ``python``
-has not loaded but ``hwsigner.errors`` and CPython's SHA-256: not ``json``, ``re`` or
-``pathlib``, each costing more than half of a bare start-up (docs/performance.md). An entry in
-the layout ``put`` writes is read without ``json``; any other text is read with it, in full.
+A cache hit must not load ``cryptography`` or a key backend, and is worth keeping cheap: the
+AWS CLI runs ``credential_process`` before every command. This module imports nothing a bare
+``python`` has not loaded already but ``hwsigner.errors``, ``hwsigner._safe`` (its bounded file
+reader) and CPython's SHA-256: not ``json``, ``re`` or ``pathlib``, each of which costs more
+than half of a bare interpreter's start-up (docs/performance.md). An entry in the layout
+``put`` writes is read without ``json``; any other text is read with ``_safe.load_json`` (bounded
+size and depth), in full.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sys
 import time
 from contextlib import contextmanager, suppress  # loaded at start-up already
 
+from .._safe import read_file
 from ..errors import ConfigError
 from . import CACHE_REUSE_MARGIN
 
@@ -73,10 +77,9 @@ def cache_key(fields: Mapping[str, object], files: Iterable[str] = ()) -> str:
     for path in files:
         digest.update(b"\0file\0" + path.encode())
         try:
-            with open(path, "rb") as f:
-                digest.update(sha256(f.read()).digest())
-        except OSError as exc:
-            digest.update(f"unreadable:{exc.errno}".encode())
+            digest.update(sha256(read_file(path)).digest())
+        except (OSError, ValueError) as exc:
+            digest.update(f"unreadable:{getattr(exc, 'errno', None) or exc}".encode())
     return str(digest.hexdigest())
 
 
@@ -216,7 +219,9 @@ def entry_answer(text: str, key: str) -> tuple[str, str]:
             return answer, expiration
     import json
 
-    data = json.loads(text)
+    from .._safe import load_json
+
+    data = load_json(text)
     if not isinstance(data, dict):
         raise ValueError("not a cache entry")
     if data.get("format") != FORMAT_VERSION or data.get("key") != key:
@@ -267,25 +272,11 @@ def checked_process_json(data: Any) -> str:
 
 
 def read_private_file(path: str | os.PathLike[str]) -> str:
-    """Read a regular file owned by this user that no one else can read or write; ValueError
-    names what is wrong with a file that exists but must not be trusted."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        if info.st_uid != os.geteuid():
-            raise ValueError("owned by another user")
-        if info.st_mode & 0o077:
-            raise ValueError(f"mode {stat.S_IMODE(info.st_mode):04o} lets others in")
-        data = b""
-        while len(data) <= MAX_ENTRY and (chunk := os.read(fd, MAX_ENTRY + 1 - len(data))):
-            data += chunk
-    finally:
-        os.close(fd)
-    if len(data) > MAX_ENTRY:
-        raise ValueError("too large")
-    return data.decode("utf-8", errors="replace")
+    """Read a regular file owned by this user that no one else can read or write.
+
+    ValueError names what is wrong with a file that exists but must not be trusted.
+    """
+    return read_file(path, MAX_ENTRY, private=True).decode("utf-8", errors="replace")
 
 
 def _debug(message: str, *args: object) -> None:

@@ -150,9 +150,20 @@ def write_profile(path: Path, profile: str, credentials: Credentials) -> None:
 
 
 def _replace(target: Path, text: str) -> None:
+    """Write ``text`` to a temporary file and rename it over ``target``. Called under the lock,
+    so a temporary file of ours already there was left by an updater killed mid-write: gone."""
+    import stat
     import tempfile
 
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    prefix, suffix = f".{target.name}.", ".tmp"
+    for name in os.listdir(target.parent):
+        if name.startswith(prefix) and name.endswith(suffix) and len(name) == len(prefix) + 12:
+            stale = target.parent / name
+            with suppress(OSError):
+                info = stale.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
+                    stale.unlink()
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:  # created with mode 0600
             f.write(text)

@@ -35,9 +35,9 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
+from .._safe import one_line, read_user_file
 from ..credentials import format_time
 from ..errors import ConfigError, HwSignerError
 from .keeper import CredentialKeeper
@@ -131,6 +131,16 @@ class CredentialServer(ThreadingHTTPServer):
     def port(self) -> int:
         return int(self.server_address[1])
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One debug line for a client that went away or stalled; one error line otherwise."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.debug("client %s went away: %s", client_address[0], error)
+        else:
+            log.error("request from %s failed: %r", client_address[0], error)
+
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()
         connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.hop_limit)
@@ -144,7 +154,7 @@ def read_auth_token(path: str) -> str:
     make = """python3 -c 'import secrets; print(secrets.token_hex(32), end="")'"""
     fix = f"write it without a newline: {make} > {path}"
     try:
-        token = Path(path).read_text(encoding="ascii")
+        token = read_user_file(path, "token", "--auth-token-file", 4096).decode("ascii")
     except UnicodeDecodeError:
         raise ConfigError(f"the token file {path} holds non-ASCII bytes", hint=fix) from None
     except OSError as exc:
@@ -182,7 +192,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send(400, "unable to process requests with X-Forwarded-For header")
             return
         ttl_text = self.headers.get(TTL_HEADER, str(MAX_TTL)).strip()
-        ttl = int(ttl_text) if ttl_text.isdigit() else 0
+        ttl = int(ttl_text) if ttl_text.isascii() and ttl_text.isdigit() else 0
         if not MIN_TTL <= ttl <= MAX_TTL:
             self._send(400, f"the token TTL must be {MIN_TTL} to {MAX_TTL} seconds")
             return
@@ -285,7 +295,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _discard_body(self) -> None:
         length = self.headers.get("Content-Length", "0")
-        if length.isdigit() and 0 < int(length) <= 65536:
+        if length.isascii() and length.isdigit() and 0 < int(length) <= 65536:
             self.rfile.read(int(length))
         elif length.strip() not in ("", "0"):
             self.close_connection = True
@@ -298,7 +308,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Request lines only, at debug level: never headers, where the tokens travel."""
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), one_line(format % args))
 
 
 __all__ = ["CredentialServer", "TokenStore", "read_auth_token"]

@@ -35,6 +35,7 @@ from typing import Any
 
 from cryptography.x509.oid import NameOID
 
+from .._safe import load_json
 from ..credentials import format_time
 from .certs import TrustAnchors
 from .crl import Revocations
@@ -209,8 +210,8 @@ def planned_failure(data: dict[str, Any]) -> Failure | None:
 
 def _hook_json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, RecursionError):
+        data = load_json(body or b"{}")
+    except ValueError:
         raise bad_request("A test hook takes a JSON object") from None
     if not isinstance(data, dict):
         raise bad_request("A test hook takes a JSON object")

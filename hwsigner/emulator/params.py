@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .._safe import load_json
 from ..arns import Arn, parse_arn
 from ..errors import ConfigError, ServiceError
 
@@ -132,8 +133,8 @@ def json_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        fields = json.loads(body)
-    except (ValueError, RecursionError):
+        fields = load_json(body)
+    except ValueError:
         raise bad_request("The request body is not valid JSON") from None
     if not isinstance(fields, dict):
         raise bad_request("The request body must be a JSON object")

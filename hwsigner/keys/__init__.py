@@ -13,10 +13,10 @@ imported only when a reference needs them.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError, needs_extra
+from .._safe import read_file
+from ..errors import needs_extra
 from .backend import Digest, KeyBackend, KeyOptions, PublicKey
 
 TSS2_PEM_MARKER = b"-----BEGIN TSS2 PRIVATE KEY-----"
@@ -30,9 +30,8 @@ def key_kind(ref: str) -> Literal["pkcs11", "tpm", "file"]:
     if ref.startswith("handle:"):
         return "tpm"
     try:
-        with open(ref, "rb") as f:
-            head = f.read(4096)
-    except OSError:
+        head = read_file(ref)
+    except (OSError, ValueError):
         return "file"  # the file backend reports the missing file
     return "tpm" if TSS2_PEM_MARKER in head or TSS2_LEGACY_PEM_MARKER in head else "file"
 
@@ -54,8 +53,6 @@ def open_key(
         return tpm.open_key(ref, options)
     from . import file
 
-    if not Path(ref).exists():
-        raise ConfigError(f"private key file not found: {ref}", hint="check the --private-key path")
     return file.FileKey.load(ref, options.pkcs8_password)
 
 

@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from .._safe import read_user_file
 from .._tty import ask_secret
-from ..errors import CertificateError, ConfigError, KeySourceError, PasswordError
+from ..errors import CertificateError, KeySourceError, PasswordError
 from ..x509rules import CURVES, MIN_RSA_BITS
 from .backend import Digest, KeyBackend, PublicKey
 
@@ -47,14 +48,7 @@ class FileKey(KeyBackend):
 
     @classmethod
     def load(cls, path: str, password: str | None = None) -> FileKey:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read private key file {path}: {exc.strerror}",
-                hint="check the --private-key path and its permissions",
-            ) from None
+        data = read_user_file(path, "private key", "--private-key")
         return cls.from_pem(data, source=path, password=password)
 
     @classmethod

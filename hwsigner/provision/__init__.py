@@ -10,9 +10,10 @@
     >>> with open_key(made.reference) as key:                          # doctest: +SKIP
     ...     pem = build_csr(key, parse_subject("CN=device-0001,O=Acme")).pem
 
-The steps of a factory line, one module each: ``keygen`` (``keygen_pkcs11``, ``keygen_tpm``,
-``keygen_file``), ``csr``, ``install`` (the issued certificate back beside the key) and
-``doctor`` (everything ``credential-process`` will need, checked before the device ships).
+The steps of a factory line, one module each: ``keygen`` (dispatching to the backends'
+``generate_key``, files in ``keygen_file``), ``csr``, ``install`` (the issued certificate back
+beside the key) and ``doctor`` (everything ``credential-process`` will need, checked before the
+device ships).
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@
     ...                           options=options)                    # doctest: +SKIP
 
 For a ``pkcs11:`` key the certificate (and the chain's CA certificates) goes onto the token
-beside the key (``install_pkcs11``). For TPM and file keys the key is opened and compared, and
-the certificate, followed by its intermediates, is written to ``out`` when one is given. Nothing
-is written unless the certificate's public key is the key's and the chain links up.
+beside the key (``hwsigner.keys.pkcs11.install_certificate``). For TPM and file keys the key is
+opened and compared, and the certificate, followed by its intermediates, is written to ``out``
+when one is given. Nothing is written unless the certificate's public key is the key's and the
+chain links up.
 """
 
 from __future__ import annotations

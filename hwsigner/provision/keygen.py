@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..errors import ConfigError, needs_extra
 from ..keys import KeyOptions
 from . import GeneratedKey, check_algorithm
+from .keygen_file import create_exclusive, generate_file_key
 
 
 def generate_key(
@@ -35,10 +36,11 @@ def generate_key(
         return GeneratedKey(*pkcs11.generate_key(ref, checked, options.pkcs11_lib))
     if tpm or ref.startswith("handle:"):
         with needs_extra("tpm"):
-            from .keygen_tpm import generate_tpm_key
-        return generate_tpm_key(
+            from ..keys import tpm as tpm_keys
+        made = tpm_keys.generate_key(
             ref, checked, password=options.tpm_key_password, tcti=options.tpm_tcti
         )
-    from .keygen_file import generate_file_key
-
+        if made.pem is not None:
+            create_exclusive(ref, made.pem, 0o600, "TPM key file")
+        return GeneratedKey(made.public_key, made.reference, made.description)
     return generate_file_key(ref, checked)

@@ -118,6 +118,13 @@ def check_issued(issued: Issued, public_key: PublicKey, now: datetime) -> None:
 
 def check_replaceable(path: str) -> None:
     """Refuse, before any CA is asked, a certificate file renewal cannot rewrite."""
+    from .._safe import is_fd_path
+
+    if is_fd_path(path):
+        raise ConfigError(
+            f"{path} is a file descriptor; renew replaces a certificate file in place",
+            hint="give --certificate the path of the certificate file",
+        )
     data = read_bytes(path, "certificate", "--certificate")
     if b"PRIVATE KEY-----" in data:
         raise ConfigError(

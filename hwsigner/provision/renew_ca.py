@@ -42,18 +42,18 @@ COMMAND_TIMEOUT = 600  # seconds: an EST client may wait for a CA operator, not 
 _PCA_ARN = re.compile(
     r"arn:aws[a-z-]*:acm-pca:(?P<region>[a-z0-9-]+):\d{12}:certificate-authority/.+"
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PCA_HINT = (
     "the caller needs acm-pca:DescribeCertificateAuthority, acm-pca:IssueCertificate and "
     "acm-pca:GetCertificate on the CA"
 )
 
 
-def one_line(text: str, limit: int = 200) -> str:
-    """The last non-empty line of a program's output, without control characters, cut short."""
+def last_line(text: str, limit: int = 200) -> str:
+    """The last non-empty line of what a program or service said, as one safe printable line."""
+    from .._safe import one_line
+
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    last = _CONTROL.sub("?", lines[-1]) if lines else ""
-    return last if len(last) <= limit else last[: limit - 3] + "..."
+    return one_line(lines[-1], limit) if lines else ""
 
 
 def issue_with_command(command: str, request_pem: bytes, validity_days: int | None) -> bytes:
@@ -77,7 +77,7 @@ def issue_with_command(command: str, request_pem: bytes, validity_days: int | No
     except OSError as exc:
         raise ConfigError(f"cannot run /bin/sh: {exc.strerror}; nothing was changed") from None
     if done.returncode != 0:
-        said = one_line(done.stderr.decode(errors="replace"))
+        said = last_line(done.stderr.decode(errors="replace"))
         raise ConfigError(
             f"the --exec command exited with status {done.returncode}"
             + (f" ({said})" if said else "")
@@ -163,11 +163,11 @@ def pca_error(exc: Any) -> ServiceError:
     error = exc.response.get("Error", {})
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     code = str(error.get("Code") or "Error")
-    message = one_line(str(error.get("Message") or ""))
+    message = last_line(str(error.get("Message") or ""))
     operation = getattr(exc, "operation_name", "the Private CA call")
     return ServiceError(
         code, f"{operation}: {message}; nothing was changed", status=status, hint=PCA_HINT
     )
 
 
-__all__ = ["issue_with_command", "issue_with_pca", "one_line", "pca_region"]
+__all__ = ["issue_with_command", "issue_with_pca", "last_line", "pca_region"]

@@ -12,13 +12,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from hwsigner.errors import ConfigError, KeySourceError, PasswordError
 from hwsigner.keys import KeyOptions, PublicKey, open_key
-from hwsigner.keys.tpm_keyfile import TpmKeyFile
 from tests.swtpm import Swtpm, free_port_pair, needs_swtpm, needs_tpm2_openssl
 
 pytestmark = [pytest.mark.tpm, needs_swtpm]
 tpm = pytest.importorskip("hwsigner.keys.tpm")
 TpmKey = tpm.TpmKey
-TpmDevice = pytest.importorskip("hwsigner.keys.tpm_device").TpmDevice
+TpmDevice = tpm.TpmDevice
+TpmKeyFile = tpm.TpmKeyFile
 DIGESTS = ("SHA256", "SHA384", "SHA512")
 
 

@@ -28,6 +28,7 @@ import pkcs11
 from pkcs11 import exceptions as p11
 from pkcs11.constants import TokenFlag
 
+from ..._safe import read_user_file
 from ..._tty import ask_secret
 from ...errors import ConfigError, KeySourceError, PasswordError
 from .module import Module, describe_token, failure, open_session, token_again
@@ -124,8 +125,7 @@ def _run(argv: list[str], name: str) -> bytes:
 
 
 def _first_line_of(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.readline(4096)
+    return read_user_file(path, "PIN", "pin-source", 4096).split(b"\n")[0]
 
 
 def pin_refused(exc: p11.PKCS11Error, token: Any) -> PasswordError:

@@ -101,16 +101,18 @@ class Pkcs11Uri:
                 name, equals, raw = item.partition("=")
                 if not equals or not name:
                     raise ConfigError(
-                        f"PKCS#11 URI attribute {name or item!r} has no value", hint=HINT
+                        f"PKCS#11 URI attribute {_redact(name or item)!r} has no value", hint=HINT
                     )
                 if name in values or any(name == seen for seen, _ in vendor):
-                    raise ConfigError(f"PKCS#11 URI attribute {name!r} is given twice", hint=HINT)
+                    raise ConfigError(
+                        f"PKCS#11 URI attribute {_redact(name)!r} is given twice", hint=HINT
+                    )
                 if name.startswith("x-"):
                     vendor.append((name, _text(name, raw)))
                 elif name in known:
                     values[name] = _value(name, raw)
                 else:
-                    raise ConfigError(f"unknown PKCS#11 URI attribute {name!r}", hint=HINT)
+                    raise ConfigError(f"unknown PKCS#11 URI attribute {_redact(name)!r}", hint=HINT)
         if "pin-value" in values and "pin-source" in values:
             raise ConfigError(
                 "a PKCS#11 URI may give pin-value or pin-source, not both",
@@ -178,16 +180,18 @@ def _value(name: str, raw: str) -> object:
     if name == "slot-id":
         if not value.isdigit():
             raise ConfigError(
-                f"PKCS#11 URI slot-id must be a decimal number, not {value!r}", hint=HINT
+                f"PKCS#11 URI slot-id must be a decimal number, not {_redact(value)!r}", hint=HINT
             )
         return int(value)
     if name == "type" and value not in TYPES:
         raise ConfigError(
-            f"unknown PKCS#11 URI object type {value!r}", hint=f"use one of {', '.join(TYPES)}"
+            f"unknown PKCS#11 URI object type {_redact(value)!r}",
+            hint=f"use one of {', '.join(TYPES)}",
         )
     if name == "library-version" and not _is_version(value):
         raise ConfigError(
-            f"PKCS#11 URI library-version must look like 2 or 2.6, not {value!r}", hint=HINT
+            f"PKCS#11 URI library-version must look like 2 or 2.6, not {_redact(value)!r}",
+            hint=HINT,
         )
     return value
 

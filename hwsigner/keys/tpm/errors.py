@@ -1,25 +1,34 @@
 """TSS and TPM response codes, turned into errors a user can act on.
 
-    >>> from hwsigner.keys.tpm_errors import tpm_error
+    >>> from hwsigner.keys.tpm.errors import tpm_error
     >>> raise tpm_error(exc, "signing with key.tss2", "device:/dev/tpmrm0")    # doctest: +SKIP
     PasswordError: the TPM refused the password while signing with key.tss2
 
 A response code is read as the TPM specification (part 2, 6.6) lays it out: format-one codes
 carry the handle, parameter or session number in bits 8-11, which ``TSS2_Exception.error``
-strips; bits 16-23 name the TSS layer that answered (0 for the TPM itself, 10 for the TCTI).
+strips; bits 16-23 name the TSS layer that answered (0 for the TPM itself, 7 for ESAPI, 10 for
+the TCTI). A lost connection is its own class, ``TpmConnectionLost``: the key reconnects once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import TPM2_RC
 
-from ..errors import HwSignerError, KeySourceError, PasswordError
+from ...errors import HwSignerError, KeySourceError, PasswordError
 
-TCTI_LAYER = 10
-IO_ERROR = 0x0A  # TSS2_BASE_RC_IO_ERROR, in whichever TSS layer reports it
+ESAPI_LAYER = 7
+BAD_SEQUENCE = 0x07  # TSS2_BASE_RC_BAD_SEQUENCE: ESAPI's state after a half-done exchange
+LOST = (0x08, 0x0A)  # TSS2_BASE_RC_NO_CONNECTION and _IO_ERROR, in whichever layer reports them
+# the TPM no longer holds an object or session we loaded: it restarted (swtpm's TCTI connects
+# anew for every command), or another program flushed it
+FORGOTTEN = (
+    *range(TPM2_RC.REFERENCE_H0, TPM2_RC.REFERENCE_H6 + 1),
+    *range(TPM2_RC.REFERENCE_S0, TPM2_RC.REFERENCE_S6 + 1),
+)
 NO_ROOM = (TPM2_RC.OBJECT_MEMORY, TPM2_RC.SESSION_MEMORY, TPM2_RC.OBJECT_HANDLES)
 WRONG_PARENT = (TPM2_RC.INTEGRITY, TPM2_RC.BINDING)
 
@@ -27,6 +36,11 @@ LOCKOUT_HINT = (
     "each wrong password counts toward the TPM's dictionary-attack lockout, so hwsigner never "
     "retries: check --tpm-key-password or HWSIGNER_TPM_KEY_PASSWORD"
 )
+
+
+class TpmConnectionLost(KeySourceError):
+    """The connection to the TPM broke, or the TPM forgot what it had loaded for us: reconnecting
+    and loading again may help."""
 
 
 def code(exc: TSS2_Exception) -> int:
@@ -50,13 +64,22 @@ def is_no_such_handle(exc: TSS2_Exception) -> bool:
     return layer(exc) == 0 and code(exc) == TPM2_RC.HANDLE
 
 
+def is_connection_lost(exc: TSS2_Exception) -> bool:
+    """The TCTI lost the TPM, ESAPI refuses every command since it did ("wrong order"), or the
+    TPM restarted and forgot our objects."""
+    base = int(exc.rc) & 0xFFFF
+    if layer(exc) == 0:
+        return base in FORGOTTEN
+    return base in LOST or (layer(exc), base) == (ESAPI_LAYER, BAD_SEQUENCE)
+
+
 def tpm_error(
     exc: TSS2_Exception, doing: str, tcti: str, password_hint: str | None = None
 ) -> HwSignerError:
     """The error to raise for a TSS/TPM failure that happened while ``doing`` something."""
-    if layer(exc) != 0 and int(exc.rc) & 0xFFFF == IO_ERROR:
-        return KeySourceError(
-            f"lost the connection to the TPM ({tcti}) while {doing}",
+    if is_connection_lost(exc):
+        return TpmConnectionLost(
+            f"lost the connection to the TPM ({tcti}) while {doing}: {exc}",
             hint="check that the TPM (or swtpm) is still running",
         )
     if is_wrong_password(exc):
@@ -101,3 +124,15 @@ def unreachable(tcti: str, exc: Exception) -> KeySourceError:
             reason = f"no permission to use {path}"
             hint = "add yourself to the tss group (sudo usermod -aG tss $USER), then log in again"
     return KeySourceError(f"cannot reach the TPM through TCTI {tcti!r}: {reason}", hint=hint)
+
+
+def quiet_tss_logging() -> None:
+    """The TSS libraries log errors to stderr themselves; hwsigner reports each error once.
+
+    ``TSS2_LOG`` is read by the C libraries when they first log, so this works after import.
+    A ``TSS2_LOG`` the user set is kept (it is how one debugs the TSS), and so is ``--debug``.
+    """
+    if "TSS2_LOG" not in os.environ and not logging.getLogger("hwsigner").isEnabledFor(
+        logging.DEBUG
+    ):
+        os.environ["TSS2_LOG"] = "all+NONE"

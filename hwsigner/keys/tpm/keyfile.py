@@ -1,6 +1,6 @@
 """TPM key files: the ``TSS2 PRIVATE KEY`` PEM format that tpm2-openssl and tpm2-tools write.
 
-    >>> from hwsigner.keys.tpm_keyfile import TpmKeyFile
+    >>> from hwsigner.keys.tpm.keyfile import TpmKeyFile
     >>> keyfile = TpmKeyFile(parent=0x40000001, public=b"\\x00\\x00", private=b"\\x00\\x00",
     ...                      empty_auth=True)
     >>> TpmKeyFile.from_pem(keyfile.to_pem(), "key.tss2") == keyfile
@@ -32,9 +32,9 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..errors import ConfigError, KeySourceError
+from ..._safe import read_user_file
+from ...errors import KeySourceError
 
 LOADABLE_KEY_OID = "2.23.133.10.1.3"
 LEGACY_LOADABLE_KEY_OID = "2.23.133.10.2"
@@ -74,13 +74,7 @@ class TpmKeyFile:
 
     @classmethod
     def load(cls, path: str) -> TpmKeyFile:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read TPM key file {path}: {exc.strerror}",
-                hint="check the --private-key path and its permissions",
-            ) from None
+        data = read_user_file(path, "TPM key", "--private-key")
         return cls.from_pem(data, path)
 
     @classmethod

@@ -1,14 +1,16 @@
-"""What signing with a TPM key takes: its public key, its limits, the scheme and the encoding.
+"""What signing with a TPM key takes: the key to load, its public key, its limits, the scheme
+and the encoding.
 
-    >>> from hwsigner.keys.tpm_signing import signing_plan
+    >>> from hwsigner.keys.tpm.signing import signing_plan
     >>> plan = signing_plan(p384_area, "SHA256", "key")                # doctest: +SKIP
     >>> len(plan.tpm_digest(sha256_hash)), plan.scheme                 # doctest: +SKIP
     (48, TPMT_SIG_SCHEME(...))
 
-Pure functions over a key's ``TPMT_PUBLIC``; no TPM commands. ECDSA declares the hash whose size
-matches the curve and hands the TPM the message's hash padded (or truncated) to that size, as
-AWS's helper does: the TPM checks that a digest has its declared hash's size, while ECDSA itself
-uses only the integer value of the leftmost curve-size bytes, which the padding keeps.
+Values, and pure functions over a key's ``TPMT_PUBLIC``; no TPM commands. ECDSA declares the
+hash whose size matches the curve and hands the TPM the message's hash padded (or truncated) to
+that size, as AWS's helper does: the TPM checks that a digest has its declared hash's size, while
+ECDSA itself uses only the integer value of the leftmost curve-size bytes, which the padding
+keeps.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import TPM2_ALG, TPM2_ECC, TPMA_OBJECT
 from tpm2_pytss.types import (
+    TPM2B_PRIVATE,
+    TPM2B_PUBLIC,
     TPMS_SCHEME_HASH,
     TPMT_PUBLIC,
     TPMT_SIG_SCHEME,
@@ -26,8 +31,10 @@ from tpm2_pytss.types import (
     TPMU_SIG_SCHEME,
 )
 
-from ..errors import KeySourceError
-from . import Digest, PublicKey
+from ...errors import KeySourceError
+from ..backend import Digest, PublicKey
+from .device import parse_handle
+from .keyfile import KeyFileError, TpmKeyFile
 
 HASH_ALGS = {"SHA256": TPM2_ALG.SHA256, "SHA384": TPM2_ALG.SHA384, "SHA512": TPM2_ALG.SHA512}
 HASH_BY_SIZE = {32: TPM2_ALG.SHA256, 48: TPM2_ALG.SHA384, 64: TPM2_ALG.SHA512}
@@ -38,6 +45,25 @@ CURVES: dict[int, tuple[type[ec.EllipticCurve], int]] = {
     TPM2_ECC.NIST_P521: (ec.SECP521R1, 66),
 }
 MIN_RSA_BITS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A ``handle:`` reference or a read key file: what to load again on a new connection."""
+
+    description: str
+    handle: int = 0
+    keyfile: TpmKeyFile | None = None
+    blobs: tuple[TPM2B_PUBLIC, TPM2B_PRIVATE] | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> KeyRef:
+        if ref.startswith("handle:"):
+            handle = parse_handle(ref)
+            return cls(f"TPM key 0x{handle:08x}", handle=handle)
+        keyfile = TpmKeyFile.load(ref)
+        check_keyfile(keyfile, ref)
+        return cls(f"TPM key {ref}", keyfile=keyfile, blobs=unmarshal_keyfile(keyfile, ref))
 
 
 def public_key_of(area: TPMT_PUBLIC) -> PublicKey:
@@ -79,6 +105,37 @@ def check_signing_key(area: TPMT_PUBLIC, description: str) -> None:
             f"{description} {problem}",
             hint="use an unrestricted RSA (2048+) or EC (P-256, P-384) signing key",
         )
+
+
+def check_keyfile(keyfile: TpmKeyFile, ref: str) -> None:
+    """Refuse, up front, key files that need what hwsigner does not do (policies, import)."""
+    if keyfile.has_policy:
+        raise KeySourceError(
+            f"{ref} is a TPM key with a policy, which hwsigner does not support",
+            hint="make the key with a password (or none) instead of a policy",
+        )
+    if keyfile.secret is not None:
+        raise KeySourceError(
+            f"{ref} must be imported into the TPM before it can be loaded",
+            hint="import it with tpm2_import, then write it out with tpm2_encodeobject",
+        )
+
+
+def unmarshal_keyfile(keyfile: TpmKeyFile, ref: str) -> tuple[TPM2B_PUBLIC, TPM2B_PRIVATE]:
+    try:
+        public, public_used = TPM2B_PUBLIC.unmarshal(keyfile.public)
+        private, private_used = TPM2B_PRIVATE.unmarshal(keyfile.private)
+        # the unmarshalling is lenient; what does not marshal back to the same bytes is garbage
+        well_formed = (public_used, private_used) == (len(keyfile.public), len(keyfile.private))
+        well_formed = well_formed and public.marshal() == keyfile.public
+    except TSS2_Exception:
+        well_formed = False
+    if not well_formed:
+        raise KeyFileError(
+            f"{ref} is not a usable TSS2 PRIVATE KEY file: its pubkey or privkey is malformed",
+            hint="give a key file written by tpm2-openssl, tpm2_encodeobject or hwsigner keygen",
+        )
+    return public, private
 
 
 @dataclass(frozen=True, slots=True)

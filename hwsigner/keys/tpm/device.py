@@ -1,47 +1,37 @@
 """One connection to a TPM 2.0: the storage primaries it made, kept for reuse, and its cleanup.
 
-    >>> from hwsigner.keys.tpm_device import TpmDevice
+    >>> from hwsigner.keys.tpm import TpmDevice, storage_template
     >>> with TpmDevice.open("swtpm:host=127.0.0.1,port=2321") as tpm:   # doctest: +SKIP
-    ...     parent = tpm.primary(OWNER)      # made once; later calls return the same object
-    ...     key = tpm.load(parent, public, private)
+    ...     parent = tpm.primary(OWNER, storage_template())  # made once, then reused
+    ...     key = tpm.load(parent, public, private, "loading my key")
     >>> tpm.counters                                                    # doctest: +SKIP
-    TpmCounters(primaries_created=1, keys_loaded=1, sessions_started=0, signatures=0)
+    TpmCounters(primaries_created=1, keys_loaded=1, sessions_started=0, signatures=0, reconnects=0)
 
 The TCTI comes from ``--tpm-tcti``, else ``TPM2TOOLS_TCTI``, else ``device:/dev/tpmrm0``.
 Every transient object the device creates or loads is flushed by ``close()``, on errors too:
 a TPM reached without a resource manager (swtpm over TCP, ``/dev/tpm0``) has only a few object
-slots, and what one process leaves loaded there is lost to every other.
+slots, and what one process leaves loaded there is lost to every other. A connection that
+breaks (the TPM or swtpm restarted) is replaced by ``reopen()``; ``generation`` then tells the
+keys that the objects they loaded are gone.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
 
 from tpm2_pytss import ESAPI, TSS2_Exception
-from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_ECC, TPM2_SE, TPMA_OBJECT, TPMA_SESSION
-from tpm2_pytss.types import (
-    TPM2B_PRIVATE,
-    TPM2B_PUBLIC,
-    TPMS_ECC_PARMS,
-    TPMS_RSA_PARMS,
-    TPMT_ECC_SCHEME,
-    TPMT_KDF_SCHEME,
-    TPMT_PUBLIC,
-    TPMT_RSA_SCHEME,
-    TPMT_SYM_DEF_OBJECT,
-    TPMU_PUBLIC_PARMS,
-    TPMU_SYM_KEY_BITS,
-    TPMU_SYM_MODE,
-)
+from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_SE, TPMA_SESSION
+from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC
 
-from ..errors import KeySourceError
-from .tpm_errors import is_no_such_handle, tpm_error, unreachable
+from ...errors import ConfigError, KeySourceError
+from .errors import is_no_such_handle, quiet_tss_logging, tpm_error, unreachable
 
 DEFAULT_TCTI = "device:/dev/tpmrm0"
 OWNER, ENDORSEMENT, PLATFORM, NULL = 0x40000001, 0x4000000B, 0x4000000C, 0x40000007
@@ -52,6 +42,8 @@ PARENT_PASSWORD_HINT = (
     f"the parent (the owner hierarchy or a persistent parent key) has a password: set "
     f"{PARENT_PASSWORD_ENV}"
 )
+
+HANDLE_RE = re.compile(r"handle:(?:0[xX])?([0-9a-fA-F]{1,8})")
 
 log = logging.getLogger("hwsigner")
 _shared: dict[str, TpmDevice] = {}  # the process's connections, by TCTI; see TpmDevice.shared
@@ -67,57 +59,15 @@ def is_persistent(handle: int) -> bool:
     return handle >> 24 == 0x81
 
 
-def storage_template(rsa: bool = False) -> TPM2B_PUBLIC:
-    """The TCG storage primary template (TCG EK Credential Profile, templates L-1 and L-2 with an
-    empty unique field and noDA) that tpm2-openssl, tpm2-tss-engine and the openssl_tpm2_engine
-    use for a key whose parent is a hierarchy: the same template always gives the same primary.
-    """
-    attributes = (
-        TPMA_OBJECT.USERWITHAUTH
-        | TPMA_OBJECT.RESTRICTED
-        | TPMA_OBJECT.DECRYPT
-        | TPMA_OBJECT.NODA
-        | TPMA_OBJECT.FIXEDTPM
-        | TPMA_OBJECT.FIXEDPARENT
-        | TPMA_OBJECT.SENSITIVEDATAORIGIN
-    )
-    aes128cfb = TPMT_SYM_DEF_OBJECT(
-        algorithm=TPM2_ALG.AES,
-        keyBits=TPMU_SYM_KEY_BITS(aes=128),
-        mode=TPMU_SYM_MODE(aes=TPM2_ALG.CFB),
-    )
-    if rsa:
-        kind, parameters = (
-            TPM2_ALG.RSA,
-            TPMU_PUBLIC_PARMS(
-                rsaDetail=TPMS_RSA_PARMS(
-                    symmetric=aes128cfb,
-                    scheme=TPMT_RSA_SCHEME(scheme=TPM2_ALG.NULL),
-                    keyBits=2048,
-                    exponent=0,
-                )
-            ),
+def parse_handle(ref: str) -> int:
+    """``handle:0x81000010`` (the ``0x`` is optional) as a persistent handle number."""
+    match = HANDLE_RE.fullmatch(ref.strip())
+    if match is None or not is_persistent(int(match.group(1), 16)):
+        raise ConfigError(
+            f"{ref!r} is not a persistent TPM handle",
+            hint="write it as handle:0x81000010 (persistent handles are 0x81000000-0x81ffffff)",
         )
-    else:
-        kind, parameters = (
-            TPM2_ALG.ECC,
-            TPMU_PUBLIC_PARMS(
-                eccDetail=TPMS_ECC_PARMS(
-                    symmetric=aes128cfb,
-                    scheme=TPMT_ECC_SCHEME(scheme=TPM2_ALG.NULL),
-                    curveID=TPM2_ECC.NIST_P256,
-                    kdf=TPMT_KDF_SCHEME(scheme=TPM2_ALG.NULL),
-                )
-            ),
-        )
-    area = TPMT_PUBLIC(
-        type=kind,
-        nameAlg=TPM2_ALG.SHA256,
-        objectAttributes=attributes,
-        authPolicy=b"",
-        parameters=parameters,
-    )
-    return TPM2B_PUBLIC(publicArea=area)
+    return int(match.group(1), 16)
 
 
 @dataclass(slots=True)
@@ -128,6 +78,7 @@ class TpmCounters:
     keys_loaded: int = 0
     sessions_started: int = 0
     signatures: int = 0
+    reconnects: int = 0
 
 
 class TpmDevice:
@@ -138,7 +89,8 @@ class TpmDevice:
         self.tcti = tcti
         self.counters = TpmCounters()
         self.lock = threading.RLock()
-        self._primaries: dict[tuple[int, bool], ESYS_TR] = {}
+        self.generation = 0  # how many times the connection was replaced; see reopen()
+        self._primaries: dict[tuple[int, bytes], ESYS_TR] = {}
         self._transient: list[ESYS_TR] = []
         self._persistent: list[ESYS_TR] = []
         self._sessions: list[ESYS_TR] = []
@@ -148,15 +100,7 @@ class TpmDevice:
     def open(cls, tcti: str | None = None) -> TpmDevice:
         """Connect through ``tcti`` (default: see ``resolve_tcti``)."""
         tcti = tcti or resolve_tcti(None, os.environ)
-        quiet_tss_logging()
-        try:
-            esapi = ESAPI(tcti)
-        except TSS2_Exception as exc:
-            raise unreachable(tcti, exc) from exc
-        except RuntimeError as exc:  # a TCTI string that is not name:conf
-            raise unreachable(tcti, exc) from exc
-        log.debug("TPM: connected through %s", tcti)
-        return cls(esapi, tcti)
+        return cls(connect(tcti), tcti)
 
     @classmethod
     def shared(cls, tcti: str | None = None) -> TpmDevice:
@@ -195,10 +139,35 @@ class TpmDevice:
             except TSS2_Exception as exc:
                 raise tpm_error(exc, doing, self.tcti, password_hint) from exc
 
-    def primary(self, hierarchy: int = OWNER, *, rsa: bool = False) -> ESYS_TR:
-        """The standard storage primary under ``hierarchy``: created on first use, then reused."""
-        if (hierarchy, rsa) in self._primaries:
-            return self._primaries[(hierarchy, rsa)]
+    def reopen(self, seen: int) -> None:
+        """Replace a broken connection, unless it was replaced since generation ``seen``.
+
+        Everything the old one loaded is forgotten, not flushed: the TPM may have restarted, and
+        its handles may now belong to another program. Raises if the TPM is still unreachable.
+        """
+        with self.lock:
+            if self.generation != seen and not self.esapi.is_closed():
+                return
+            self._forget()
+            with suppress(TSS2_Exception):
+                self.esapi.close()
+            try:
+                self.esapi = connect(self.tcti)
+            except KeySourceError as exc:
+                raise KeySourceError(
+                    f"lost the connection to the TPM ({self.tcti}) and cannot reconnect "
+                    f"({exc.__cause__ or exc.message})",
+                    hint="check that the TPM (or swtpm) is running; the next attempt reconnects",
+                ) from None
+            self.generation += 1
+            self.counters.reconnects += 1
+
+    def primary(self, hierarchy: int, template: TPM2B_PUBLIC) -> ESYS_TR:
+        """The primary key ``template`` makes under ``hierarchy``: created on first use, then
+        reused (the same template always makes the same key)."""
+        cache_key = (hierarchy, bytes(template.marshal()))
+        if cache_key in self._primaries:
+            return self._primaries[cache_key]
         if hierarchy not in HIERARCHIES:
             raise ValueError(f"0x{hierarchy:08x} is not a hierarchy")
         name = {OWNER: "owner", ENDORSEMENT: "endorsement", PLATFORM: "platform", NULL: "null"}
@@ -207,11 +176,10 @@ class TpmDevice:
             parent_password = os.environ.get(PARENT_PASSWORD_ENV)
             if parent_password:
                 self.esapi.tr_set_auth(HIERARCHIES[hierarchy], parent_password.encode())
-            template = storage_template(rsa)
             handle = self.esapi.create_primary(None, template, HIERARCHIES[hierarchy])[0]
-        self._primaries[(hierarchy, rsa)] = handle
+        self._primaries[cache_key] = handle
         self.counters.primaries_created += 1
-        log.debug("TPM: created the %s storage primary", "RSA" if rsa else "ECC P-256")
+        log.debug("TPM: created a primary key in the %s hierarchy", name[hierarchy])
         return handle
 
     def persistent(self, handle: int, doing: str) -> ESYS_TR:
@@ -227,17 +195,6 @@ class TpmDevice:
                     ) from exc
                 raise tpm_error(exc, doing, self.tcti) from exc
         self._persistent.append(obj)
-        return obj
-
-    def parent(self, handle: int, *, rsa: bool = False) -> ESYS_TR:
-        """A key file's parent: a hierarchy means its storage primary; else a persistent key."""
-        if handle in HIERARCHIES:
-            return self.primary(handle, rsa=rsa)
-        obj = self.persistent(handle, f"opening the parent key 0x{handle:08x}")
-        parent_password = os.environ.get(PARENT_PASSWORD_ENV)
-        if parent_password:
-            with self.command(f"opening the parent key 0x{handle:08x}"):
-                self.esapi.tr_set_auth(obj, parent_password.encode())
         return obj
 
     def load(
@@ -295,11 +252,14 @@ class TpmDevice:
                     self.esapi.flush_context(obj)
                 except TSS2_Exception as exc:  # the connection may be gone; keep going
                     log.debug("TPM: could not flush an object: %s", exc)
-            self._transient.clear()
-            self._sessions.clear()
-            self._primaries.clear()
-            self._persistent.clear()
+            self._forget()
             self.esapi.close()
+
+    def _forget(self) -> None:
+        self._transient.clear()
+        self._sessions.clear()
+        self._primaries.clear()
+        self._persistent.clear()
 
     def __enter__(self) -> TpmDevice:
         return self
@@ -313,11 +273,12 @@ class TpmDevice:
         self.close()
 
 
-def quiet_tss_logging() -> None:
-    """The TSS libraries log errors to stderr themselves; hwsigner reports each error once.
-
-    ``TSS2_LOG`` is read by the C libraries when they first log, so this works after import.
-    A ``TSS2_LOG`` the user set is kept (it is how one debugs the TSS), and so is ``--debug``.
-    """
-    if "TSS2_LOG" not in os.environ and not log.isEnabledFor(logging.DEBUG):
-        os.environ["TSS2_LOG"] = "all+NONE"
+def connect(tcti: str) -> ESAPI:
+    """An ESAPI context on ``tcti``, or a ``KeySourceError`` saying why the TPM is unreachable."""
+    quiet_tss_logging()
+    try:
+        esapi = ESAPI(tcti)
+    except (TSS2_Exception, RuntimeError) as exc:  # RuntimeError: a TCTI that is not name:conf
+        raise unreachable(tcti, exc) from exc
+    log.debug("TPM: connected through %s", tcti)
+    return esapi
