@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hwsigner.devpki import CaKey, DevPki, make_ca, pem
+from hwsigner.devpki import CaKey, DevPki, make_ca, make_crl, pem
 from hwsigner.identity import Identity
 from hwsigner.keys.file import FileKey
 from hwsigner.transport import Response
@@ -106,23 +106,6 @@ def make_leaf(
     return builder.sign(issuer[1], hashes.SHA256())
 
 
-def make_crl(
-    issuer: tuple[x509.Certificate, CaKey], serials: tuple[int, ...]
-) -> x509.CertificateRevocationList:
-    """A CRL of ``issuer`` revoking ``serials``."""
-    now = datetime.now(timezone.utc)
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer[0].subject)
-        .last_update(now - timedelta(minutes=5))
-        .next_update(now + timedelta(days=7))
-    )
-    for serial in serials:
-        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
-        builder = builder.add_revoked_certificate(revoked.build())
-    return builder.sign(issuer[1], hashes.SHA256())
-
-
 def device(
     pki: DevPki,
     cn: str = "dev-1",
@@ -150,10 +133,10 @@ def running_lab(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     another PKI), three profiles, three roles and a CRL; its clock fixed."""
     stranger = DevPki.create(tmp_path_factory.mktemp("stranger"))
     revoked = device(pki, "revoked-1")
-    crl = make_crl(pki.issuing, (revoked.identity.certificate.serial_number,))
+    crl = make_crl([revoked.identity.certificate.serial_number], pki.issuing)
     forged = device(pki, "forged-1")
     impostor = (pki.issuing[0], stranger.issuing[1])  # the issuing CA's name, another key
-    forged_crl = make_crl(impostor, (forged.identity.certificate.serial_number,))
+    forged_crl = make_crl([forged.identity.certificate.serial_number], impostor)
     model = {
         "trustAnchors": [
             anchor(TA, pki.root[0]),
@@ -217,10 +200,14 @@ def running_lab(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stop(running.process)
 
 
-def make_crl_pem(crl: x509.CertificateRevocationList) -> str:
+def pem_crl(crl: x509.CertificateRevocationList) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    return crl.public_bytes(Encoding.PEM).decode()
+    return crl.public_bytes(Encoding.PEM)
+
+
+def make_crl_pem(crl: x509.CertificateRevocationList) -> str:
+    return pem_crl(crl).decode()
 
 
 def ask(
@@ -299,6 +286,25 @@ def test_the_crl_applies_only_to_its_trust_anchor(lab: Lab) -> None:
 def test_a_crl_its_issuer_did_not_sign_revokes_nothing(lab: Lab) -> None:
     assert lab.forged is not None
     granted(ask(lab, lab.forged))
+
+
+def test_a_crl_flag_beside_the_model_applies_to_every_trust_anchor_before_the_profile(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """``--crl FILE`` is a model CRL that names no trust anchor: it refuses the certificate the
+    model's CRL refuses only under TA, under TA_OTHER too, and before the profile is looked at."""
+    crl = tmp_path / "issuing.crl"
+    crl.write_bytes(pem_crl(lab.pki.revoke([lab.revoked.identity.certificate])))
+    extra = ("--config", str(lab.model), "--crl", str(crl), "--now", lab.emu.now.isoformat())
+    running = start_emulator(extra=extra)
+    try:
+        with_crl = Lab(Emu(running.url, lab.emu.now), lab.pki, lab.revoked, lab.model)
+        for trust_anchor, profile in ((TA_OTHER, PROFILE), (TA_OTHER, PROFILE_OFF)):
+            response = ask(with_crl, lab.revoked, trust_anchor=trust_anchor, profile=profile)
+            refused(response, 403, "AccessDeniedException", "Certificate revoked", "revoked by")
+        granted(ask(with_crl, device(lab.pki), trust_anchor=TA_OTHER))
+    finally:
+        stop(running.process)
 
 
 # --- the certificate rules the model's issue found accepted -------------------------------------

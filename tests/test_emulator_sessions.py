@@ -30,6 +30,7 @@ from .test_emulator_model import (
     Lab,
     ask,
     make_leaf,
+    pem_crl,
     running_lab,
 )
 from .test_emulator_rules import Device, Emu, send, signed
@@ -165,6 +166,17 @@ def test_check_answers_refused_with_the_reason(lab: Lab, tmp_path: Path) -> None
     assert code == 2, out
     assert out.startswith("REFUSED: 403 AccessDeniedException: Not authorized to set roleSession")
     assert "acceptRoleSessionName" in out
+
+
+def test_check_applies_a_crl_flag_as_the_emulator_does(lab: Lab, tmp_path: Path) -> None:
+    cert = leaf_file(lab.pki, tmp_path)
+    crl = tmp_path / "issuing.crl"
+    crl.write_bytes(pem_crl(lab.pki.revoke([x509.load_pem_x509_certificate(cert.read_bytes())])))
+    flags = ("--profile-arn", PROFILE, "--role-arn", ROLE_OPEN)
+    code, out = check(lab, cert, *flags, "--crl", str(crl))
+    assert code == 2, out
+    assert out.startswith("REFUSED: 403 AccessDeniedException: Certificate revoked\n")
+    assert check(lab, cert, *flags)[0] == 0
 
 
 def test_check_takes_the_profiles_only_role(lab: Lab, tmp_path: Path) -> None:

@@ -190,6 +190,12 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         help="short form: a CA certificate to trust, any ARNs (repeat for several)",
     )
     parser.add_argument(
+        "--crl",
+        action="append",
+        metavar="FILE",
+        help="a CRL (PEM or DER), for every trust anchor: refuse what it revokes (repeatable)",
+    )
+    parser.add_argument(
         "--now", metavar="TIME", help="fixed clock, e.g. 2024-07-06T11:39:10Z (to replay captures)"
     )
     add_debug_flag(parser)
@@ -210,7 +216,7 @@ def run_emulator(args: argparse.Namespace) -> int:
     from ..emulator.model import load_model
     from ..emulator.server import EmulatorServer
 
-    model = load_model(args.config, args.trust_anchor)
+    model = load_model(args.config, args.trust_anchor, args.crl)
     clock = utcnow
     if args.now:
         fixed = parse_now(args.now)

@@ -174,6 +174,7 @@ def add_emulator_check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("--config", required=True, metavar="FILE", help="the model file (JSON)")
     check.add_argument("--certificate", required=True, metavar="CERT", help="leaf (PEM or DER)")
     check.add_argument("--intermediates", metavar="FILE", help="the chain sent with the leaf")
+    check.add_argument("--crl", action="append", metavar="FILE", help="as the emulator's --crl")
     for kind in ("trust-anchor", "profile", "role"):
         check.add_argument(
             f"--{kind}-arn", metavar="ARN", help="default: the model's only one (profile's role)"
@@ -189,10 +190,10 @@ def run_emulator_check(args: argparse.Namespace, now: datetime | None = None) ->
     from datetime import datetime, timezone
 
     from ..emulator.decide import check_offline
-    from ..emulator.model import Model
+    from ..emulator.model import load_model
     from ..x509certs import read_certificates
 
-    model = Model.load(args.config)
+    model = load_model(args.config, None, args.crl)
     leaf, *sent = read_certificates(args.certificate, "--certificate")
     if args.intermediates:
         sent += read_certificates(args.intermediates)

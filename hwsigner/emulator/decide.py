@@ -6,18 +6,17 @@
 
 In the service's order, the first broken rule is the answer: the chain reaches the named trust
 anchor, which exists and is enabled; no certificate of the chain is revoked by a CRL of that
-trust anchor; the profile exists, is enabled and lists the role; a ``roleSessionName`` only if
-the profile accepts one; instance properties if the profile requires them; the duration is the
-least of the request's, the profile's and the role's ``MaxSessionDuration``; the role's trust
-policy allows ``sts:AssumeRole`` (and ``sts:TagSession``, ``sts:SetSourceIdentity``) in the
-context Roles Anywhere sets. Each refusal carries the service's status, type and message; the
-precise reason is ``refusal.reason``.
+trust anchor or of ``--crl`` (``crl.Revocations``); the profile exists, is enabled and lists the
+role; a ``roleSessionName`` only if the profile accepts one; instance properties if the profile
+requires them; the duration is the least of the request's, the profile's and the role's
+``MaxSessionDuration``; the role's trust policy allows ``sts:AssumeRole`` (and
+``sts:TagSession``, ``sts:SetSourceIdentity``) in the context Roles Anywhere sets. Each refusal
+carries the service's status, type and message; the precise reason is ``refusal.reason``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,7 +43,6 @@ RDNS = {
 # (https://docs.aws.amazon.com/STS/latest/APIReference/API_Tag.html).
 MAX_TAGS, MAX_KEY, MAX_VALUE = 50, 128, 256
 TAG_VALUE = re.compile(r"[\w .:/=+\-@]*")
-REVOKED = "Certificate revoked"
 NOT_AUTHORIZED = "Not authorized to perform sts:AssumeRole"  # the emulator's wording
 Tags = tuple[tuple[str, str], ...]
 
@@ -129,40 +127,7 @@ def check_trust_anchor(
         TrustAnchors(anchor.certificates).verify_chain(leaf, chain, now)
     except Rejection as rejection:
         raise untrusted(f"no chain to the trust anchor {arn}: {rejection.reason}") from None
-    crls = [c.crl for c in model.crls if c.enabled and c.trust_anchor_arn in (None, arn)]
-    check_revocation(crls, leaf, chain, anchor.certificates)
-
-
-def check_revocation(
-    crls: Sequence[x509.CertificateRevocationList],
-    leaf: x509.Certificate,
-    chain: Sequence[x509.Certificate],
-    anchors: Sequence[x509.Certificate],
-) -> None:
-    """Refuse a leaf or intermediate that a CRL of its issuer lists; a CRL counts only if that
-    issuer signed it. (The one place to point at a shared CRL module, such as ``--crl``'s.)"""
-    issuers = (*chain, *anchors)
-    for cert in (leaf, *chain):
-        for crl in crls:
-            if crl.issuer != cert.issuer:
-                continue
-            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None:
-                continue
-            if any(signed_crl(crl, issuer) for issuer in issuers):
-                raise access_denied(
-                    REVOKED,
-                    f"serial {cert.serial_number} ({cert.subject.rfc4514_string()[:200]}) is "
-                    f"revoked by the CRL of {crl.issuer.rfc4514_string()[:200]}",
-                )
-
-
-def signed_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-    if issuer.subject != crl.issuer:
-        return False
-    try:
-        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except TypeError:  # a key type that cannot sign CRLs
-        return False
+    model.revocations(arn).check(leaf, chain, anchor.certificates)
 
 
 def check_profile_and_role(

@@ -14,8 +14,7 @@ ignored. A mistake is one line naming the place in the file, e.g. ``profiles[0].
 from __future__ import annotations
 
 import base64
-import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,6 +24,7 @@ from .._safe import load_json
 from ..errors import ConfigError
 from ..x509certs import is_ca, read_bytes
 from .certs import TrustAnchors
+from .crl import PEM_CRL, Revocations, parse_crls
 from .policy import Statement, parse_policy
 
 # The profile's default, when it names no attribute mapping: "all supported RDNs from the
@@ -114,6 +114,21 @@ class Model:
             if len(set(arns)) != len(arns):
                 raise top.get(name).fail("names an ARN twice")
         return model
+
+    def with_crls(self, revocations: Revocations) -> Model:
+        """The model with ``--crl``'s CRLs added: they apply whatever the trust anchor."""
+        added = tuple(Crl(None, True, one) for one in revocations.crls)
+        return replace(self, crls=self.crls + added)
+
+    def revocations(self, trust_anchor_arn: str) -> Revocations:
+        """The enabled CRLs that apply to a chain that reached ``trust_anchor_arn``."""
+        return Revocations(
+            tuple(
+                c.crl
+                for c in self.crls
+                if c.enabled and c.trust_anchor_arn in (None, trust_anchor_arn)
+            )
+        )
 
     def anchors(self) -> TrustAnchors:
         """Every CA of every trust anchor: what a chain must reach before the ARN is looked at."""
@@ -239,12 +254,10 @@ def crl(node: Node) -> Crl:
     data = node.get("crlData")
     text = data.text()
     try:
-        if "-----BEGIN X509 CRL-----" in text:
-            parsed = x509.load_pem_x509_crl(text.encode())
-        else:
-            parsed = x509.load_der_x509_crl(base64.b64decode(text, validate=True))
-    except (ValueError, binascii.Error):
-        raise data.fail("must be a PEM CRL or a base64 DER CRL") from None
+        pem = PEM_CRL.decode() in text
+        (parsed,) = parse_crls(text.encode() if pem else base64.b64decode(text, validate=True), "")
+    except (ConfigError, ValueError):  # binascii.Error is a ValueError; so is a second CRL
+        raise data.fail("must be one PEM CRL or a base64 DER CRL") from None
     return Crl(arn(node.get("trustAnchorArn"), ":trust-anchor/"), enabled(node), parsed)
 
 
@@ -259,8 +272,15 @@ def enabled(node: Node) -> bool:
     return node.get("enabled", True).flag()
 
 
-def load_model(config: str | None, trust_anchors: list[str] | None) -> Model:
-    """``--config FILE`` or the short form ``--trust-anchor CA.pem`` (not both)."""
+def load_model(
+    config: str | None, trust_anchors: list[str] | None, crls: list[str] | None = None
+) -> Model:
+    """``--config FILE`` or the short form ``--trust-anchor CA.pem`` (not both), and the CRLs
+    of ``--crl FILE`` (each applies whatever the trust anchor)."""
+    return load_anchors(config, trust_anchors).with_crls(Revocations.load(crls or []))
+
+
+def load_anchors(config: str | None, trust_anchors: list[str] | None) -> Model:
     if config and trust_anchors:
         raise ConfigError(
             "--config and --trust-anchor both given",
