@@ -14,10 +14,10 @@
 
 ``Session`` is what every delivery mode runs on: ``credential-process`` fetches once, ``update``
 and ``serve`` hand ``fetch`` to a ``CredentialKeeper``. Each ``fetch`` signs with the certificate
-at its source *then* (``hwsigner.certsource``): a renewed one is used without a restart. The Python API's keywords are the fields
-of ``hwsigner.Settings``, which mirror the CLI flags. ``boto3_session`` keeps the key open (one
-PKCS#11 login, one TPM primary) for the life of the boto3 session and plugs into botocore
-through its public credential-provider interface.
+at its source *then* (``hwsigner.certsource``): a renewed one is used without a restart. The
+Python API's keywords are the fields of ``hwsigner.Settings``, which mirror the CLI flags.
+``boto3_session`` keeps the key open (one PKCS#11 login, one TPM primary) for the life of the
+boto3 session and plugs into botocore through its public credential-provider interface.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from .delivery import create_sessions, emulator_call, expire_in, private_emulato
 from .helpers import ARN_FLAGS, process_credentials, run_cli
 from .softhsm import MODULE, SoftHsm, softhsm  # noqa: F401 (a fixture)
 from .swtpm import Swtpm, needs_swtpm, needs_tpm2_openssl
+from .test_renew import RENEWED, openssl_x509
 from .test_serve import Server
 from .test_update import Updater, key_in_file
 
@@ -105,9 +107,17 @@ def serve_until_new_session(running: Server, emulator: RunningEmulator, before: 
     return last_serial(emulator)
 
 
+def serials(emulator: RunningEmulator) -> list[int]:
+    """The serial of every CreateSession the emulator saw, oldest first; each was granted."""
+    seen = emulator_call(emulator.url, "GET", "sessions")
+    assert all(entry["decision"] == "allowed" for entry in seen), seen
+    return [int(entry["serialNumber"]) for entry in seen]
+
+
 def assert_no_failure(emulator: RunningEmulator, output: str) -> None:
     counts = stats(emulator)
     assert counts["rejected"] == 0 and counts["failedOnPurpose"] == 0, counts
+    serials(emulator)  # every one granted
     assert FAILED not in output and "Traceback" not in output, output
 
 
@@ -273,20 +283,47 @@ def test_a_running_mode_signs_the_next_create_session_with_the_renewed_certifica
     else:
         running = Api(device, emulator, caplog)
     try:
-        first = last_serial(emulator)
         running.settle()
         renewed = device.renew("device-renewed")
-        before = create_sessions(emulator.url)  # counted once the new certificate is in place
-        assert renewed.serial_number != first
+        before = len(serials(emulator))  # counted once the new certificate is in place
         running.next_session()
-        assert create_sessions(emulator.url) == before + 1
-        assert last_serial(emulator) == renewed.serial_number
+        seen = serials(emulator)
     finally:
         output = running.stop()
+    assert renewed.serial_number != seen[0]
+    assert seen[:before] == [seen[0]] * before  # until the renewal: the first certificate
+    assert seen[before:] and set(seen[before:]) == {renewed.serial_number}  # then the new one
     assert_no_failure(emulator, output)
     switches = [line for line in output.splitlines() if SWITCHED in line]
     assert len(switches) == 1, output
     assert str(renewed.serial_number) in switches[0] and "CN=device-renewed" in switches[0]
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+def test_serve_signs_with_what_hwsigner_renew_installed(
+    pki: DevPki, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    _, cert_path, flags = file_leaf(pki, tmp_path, "renewed-by-cli")
+    expire_in(emulator.url, 4)
+    running = Server([*flags, *ARN_FLAGS, "--endpoint", emulator.url])
+    try:
+        first = last_serial(emulator)
+        result = run_cli("renew", *flags, "--exec", openssl_x509(pki), "--verify",
+                         *ARN_FLAGS, "--endpoint", emulator.url)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        installed = RENEWED.fullmatch(result.stdout)
+        assert installed is not None, result.stdout
+        serial = int(installed.group(1))
+        assert serial != first and serials(emulator)[-1] == serial  # renew --verify's own
+        before = create_sessions(emulator.url)
+        assert serve_until_new_session(running, emulator, before) == serial
+    finally:
+        code, output = running.stop()
+    assert code == 0
+    previous = x509.load_pem_x509_certificate(Path(f"{cert_path}.previous").read_bytes())
+    assert previous.serial_number == first
+    assert_no_failure(emulator, output)
+    assert sum(SWITCHED in line for line in output.splitlines()) == 1, output
 
 
 def test_serve_never_uses_another_keys_certificate_nor_one_not_yet_valid(
