@@ -21,19 +21,32 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ConfigError
 from .keys.backend import PublicKey
 
-CaKey = ec.EllipticCurvePrivateKey
-LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521")
+MLDSAKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+CaKey = ec.EllipticCurvePrivateKey | MLDSAKey
+LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | MLDSAKey
+KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521", "ml-dsa-44", "ml-dsa-65")
+MLDSA_TYPES = {
+    "ml-dsa-44": mldsa.MLDSA44PrivateKey,
+    "ml-dsa-65": mldsa.MLDSA65PrivateKey,
+    "ml-dsa-87": mldsa.MLDSA87PrivateKey,
+}
+
+
+def signing_hash(key: CaKey) -> hashes.SHA256 | None:
+    """SHA-256 for ECDSA; none for ML-DSA, which signs the certificate itself (RFC 9881)."""
+    return None if isinstance(key, tuple(MLDSA_TYPES.values())) else hashes.SHA256()
 
 
 def new_key(kind: str) -> LeafKey:
     """A software key of one of ``KEY_TYPES``."""
+    if kind in MLDSA_TYPES:
+        return MLDSA_TYPES[kind].generate()
     if kind.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[4:]))
     curves: dict[str, ec.EllipticCurve] = {
@@ -83,7 +96,7 @@ def make_ca(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), False
         )
-    return builder.sign(signer, hashes.SHA256())
+    return builder.sign(signer, signing_hash(signer))
 
 
 def make_leaf(
@@ -116,7 +129,7 @@ def make_leaf(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca_key, signing_hash(ca_key))
     )
 
 
@@ -209,8 +222,8 @@ def load_public_key(path: Path) -> PublicKey:
             raise ConfigError(f"{path} holds no readable public key") from None
     else:
         key = load_csr(data, str(path)).public_key()
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise ConfigError(f"{path}: only RSA and EC keys can be certified here")
+    if not isinstance(key, PublicKey):
+        raise ConfigError(f"{path}: only RSA, EC and ML-DSA keys can be certified here")
     return key
 
 
@@ -262,7 +275,7 @@ class DevPki:
         def pair(stem: str) -> tuple[x509.Certificate, CaKey]:
             cert = x509.load_pem_x509_certificate((path / f"{stem}.pem").read_bytes())
             key = serialization.load_pem_private_key((path / f"{stem}.key").read_bytes(), None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            assert isinstance(key, CaKey)
             return cert, key
 
         return cls(path, pair("root-ca"), pair("issuing-ca"))
