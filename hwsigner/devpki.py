@@ -31,7 +31,10 @@ MLDSAKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87Priv
 CaKey = ec.EllipticCurvePrivateKey | MLDSAKey
 LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | MLDSAKey
 KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521", "ml-dsa-44", "ml-dsa-65")
-MLDSA_TYPES = {
+MLDSA_TYPES: dict[
+    str,
+    type[mldsa.MLDSA44PrivateKey] | type[mldsa.MLDSA65PrivateKey] | type[mldsa.MLDSA87PrivateKey],
+] = {
     "ml-dsa-44": mldsa.MLDSA44PrivateKey,
     "ml-dsa-65": mldsa.MLDSA65PrivateKey,
     "ml-dsa-87": mldsa.MLDSA87PrivateKey,

@@ -28,9 +28,13 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, TypeVar, dataclass_transform
 
-    from .keys import KeyOptions
+    from cryptography.x509 import Certificate
+
+    from .keys import KeyBackend, KeyOptions
+    from .keys.file import PrivateKey
 
     T = TypeVar("T")
     V = TypeVar("V", bound="Value")
@@ -132,7 +136,7 @@ class Value:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        shown = (f"{r.name}={getattr(self, r.name)!r}" for r in self.FIELDS if not r.secret)
+        shown = (f"{r.name}={_shown(getattr(self, r.name))}" for r in self.FIELDS if not r.secret)
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def replace(self: V, **changes: Any) -> V:
@@ -141,12 +145,19 @@ class Value:
         return type(self)(**{**values, **changes})
 
 
+def _shown(value: object) -> str:
+    """A value for ``repr``: bytes and objects (a PEM key, a ``cryptography`` key) by type only."""
+    if value is None or isinstance(value, str | int | tuple):
+        return repr(value)
+    return f"<{type(value).__name__.lstrip('_')}>"
+
+
 @value_class
 class Settings(Value):
     """Everything one CreateSession with one key needs; the field names are the flags'."""
 
     # in the order of ``credential-process --help``
-    intermediates: str | None = setting(
+    intermediates: str | bytes | Sequence[Certificate] | None = setting(
         "--intermediates", "intermediate CA certificates (PEM bundle)",
         default=None, metavar="PEM", cache="value", hashed=True,
     )  # fmt: skip
@@ -172,13 +183,13 @@ class Settings(Value):
     no_verify_ssl: bool = setting(
         "--no-verify-ssl", "do not verify the endpoint's TLS", default=False
     )
-    certificate: str | None = setting(
+    certificate: str | bytes | Certificate | None = setting(
         "--certificate", "certificate: PEM/DER file, PKCS#12 file, or pkcs11: URI",
         default=None, metavar="CERT", group="certificate", cache="reference", hashed=True,
     )  # fmt: skip
-    private_key: str | None = setting(
+    private_key: str | bytes | KeyBackend | PrivateKey | None = setting(
         "--private-key", "private key: key file, TSS2 PEM, pkcs11: URI, or handle:0x81...",
-        default=None, metavar="KEY", group="key", cache="reference",
+        default=None, metavar="KEY", group="key", cache="reference", hashed=True,
     )  # fmt: skip
     pkcs11_lib: str | None = setting(
         "--pkcs11-lib", "PKCS#11 module (default: p11-kit-proxy)",

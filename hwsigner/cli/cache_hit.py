@@ -101,7 +101,7 @@ def cache_inputs(
     files = [
         path
         for path in (values.get(name) for name in HASHED)
-        if isinstance(path, str) and path and not path.startswith("pkcs11:")
+        if isinstance(path, str) and path and not path.startswith(("pkcs11:", "handle:"))
     ]
     return fields, files
 

@@ -28,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REF",
         help="where to make it: pkcs11:...;object=LABEL, handle:0x81..., or a file path",
     )
-    add("--algorithm", choices=ALGORITHMS, default="ec-p256", help="key type (default ec-p256; ml-dsa-*: files only)")
+    add(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="ec-p256",
+        help="key type (default ec-p256; ml-dsa-*: files only)",
+    )
     add("--tpm", action="store_true", help="the path is a TSS2 key file to make in the TPM")
     add("--tpm-key-password", metavar="PASSWORD", help="password for the new TPM key")
     add("--tpm-tcti", metavar="TCTI", help="TPM connection (default: $TPM2TOOLS_TCTI or device)")

@@ -16,7 +16,9 @@ from types import TracebackType
 from typing import Literal
 
 from cryptography import x509
+
 from ..sigv4x509 import PublicKey
+
 Digest = Literal["SHA256", "SHA384", "SHA512"]
 
 
