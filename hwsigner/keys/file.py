@@ -103,6 +103,7 @@ def check_key(key: object) -> None:
 def parse_private_key(data: bytes, source: str, password: str | None = None) -> PrivateKey:
     """A PEM or DER private key; asks for the password of an encrypted PKCS#8 key."""
     encrypted = b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
+    encrypted = encrypted or (b"-----BEGIN" not in data and _der_needs_password(data))
     if encrypted and password is None:
         password = secret_from_env("HWSIGNER_PKCS8_PASSWORD") or ask_secret(
             f"Password for {source}: ", instead="--pkcs8-password or HWSIGNER_PKCS8_PASSWORD"
@@ -178,6 +179,17 @@ def _load_pkcs12(data: bytes, password: str | None) -> pkcs12.PKCS12KeyAndCertif
         if "password" in str(exc).lower() or "mac" in str(exc).lower():
             return None
         raise
+
+
+def _der_needs_password(data: bytes) -> bool:
+    """An encrypted PKCS#8 DER key (EncryptedPrivateKeyInfo), which has no PEM label to tell."""
+    try:
+        serialization.load_der_private_key(data, None)
+    except TypeError:
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        pass
+    return False
 
 
 def secret_from_env(name: str) -> str | None:
