@@ -200,7 +200,7 @@ class Settings(Value):
     )  # fmt: skip
     private_key: str | bytes | KeyBackend | PrivateKey | None = setting(
         "--private-key", "private key: key file, TSS2 PEM, pkcs11: URI, or handle:0x81...",
-        default=None, metavar="KEY", group="key", cache="reference", hashed=True,
+        default=None, metavar="KEY", group="key", cache="reference",
     )  # fmt: skip
     pkcs11_lib: str | None = setting(
         "--pkcs11-lib", "PKCS#11 module (default: p11-kit-proxy)",

@@ -109,6 +109,13 @@ def cache_inputs(
         for path in (values.get(name) for name in HASHED)
         if isinstance(path, str) and path and not path.startswith(("pkcs11:", "handle:"))
     ]
+    # A key given as env:NAME or fd:N has no path that names it: its content is part of the key
+    # (read once: the full path reuses what a descriptor held, hwsigner._safe.read_reference).
+    files += [
+        ref
+        for ref in (values.get(name) for name in REFERENCES if name not in HASHED)
+        if isinstance(ref, str) and ref.startswith(("env:", "fd:"))
+    ]
     return fields, files
 
 
