@@ -31,25 +31,18 @@ MLDSAKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87Priv
 CaKey = ec.EllipticCurvePrivateKey | MLDSAKey
 LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | MLDSAKey
 KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521", "ml-dsa-44", "ml-dsa-65")
-MLDSA_TYPES: dict[
-    str,
-    type[mldsa.MLDSA44PrivateKey] | type[mldsa.MLDSA65PrivateKey] | type[mldsa.MLDSA87PrivateKey],
-] = {
-    "ml-dsa-44": mldsa.MLDSA44PrivateKey,
-    "ml-dsa-65": mldsa.MLDSA65PrivateKey,
-    "ml-dsa-87": mldsa.MLDSA87PrivateKey,
-}
+MLDSA_TYPES = (mldsa.MLDSA44PrivateKey, mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey)
 
 
 def signing_hash(key: CaKey) -> hashes.SHA256 | None:
     """SHA-256 for ECDSA; none for ML-DSA, which signs the certificate itself (RFC 9881)."""
-    return None if isinstance(key, tuple(MLDSA_TYPES.values())) else hashes.SHA256()
+    return None if isinstance(key, MLDSA_TYPES) else hashes.SHA256()
 
 
 def new_key(kind: str) -> LeafKey:
     """A software key of one of ``KEY_TYPES``."""
-    if kind in MLDSA_TYPES:
-        return MLDSA_TYPES[kind].generate()
+    if kind.startswith("ml-dsa-"):
+        return MLDSA_TYPES[("44", "65", "87").index(kind[7:])].generate()
     if kind.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[4:]))
     curves: dict[str, ec.EllipticCurve] = {

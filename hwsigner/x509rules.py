@@ -15,9 +15,8 @@ The emulator refuses with the first broken rule's message, ``doctor`` lists ever
 with its fix. The service's trust model, quoted: end-entity certificates "must be X.509v3",
 "basic constraints must include CA: false", "the key usage must include Digital Signature", "the
 signing algorithm must include SHA256 or stronger"; CA certificates must have "CA: true" and the
-key usage "Certificate Sign"; keys are RSA of 2048 bits or more, EC on P-256, P-384, P-521,
-or ML-DSA-44/65/87 (accepted since 2026-02; an ML-DSA signature hashes inside, so it counts as
-"SHA256 or stronger").
+key usage "Certificate Sign"; keys are RSA of 2048 bits or more, EC on P-256, P-384, P-521, or
+ML-DSA-44/65/87 (since 2026-02; ML-DSA hashes inside: "SHA256 or stronger").
 A chain runs from the leaf through the sent intermediates to a trust anchor (a root or an
 intermediate CA), each link found by issuer name and signature.
 """
@@ -33,14 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .errors import ConfigError
 from .sigv4x509 import MAX_CHAIN
-from .x509certs import (
-    extension,
-    is_ca,
-    is_mldsa,
-    issued_by,
-    public_key_or_none,
-    signature_hash,
-)
+from .x509certs import extension, is_ca, is_mldsa, issued_by, public_key_or_none, signature_hash
 
 STRONG_HASHES = frozenset(
     {"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512", "ml-dsa"}
@@ -139,9 +131,7 @@ def _other_key(cert: x509.Certificate, now: datetime) -> str | None:
         return None
     if isinstance(key, ec.EllipticCurvePublicKey):
         return None if key.curve.name in CURVES else key.curve.name
-    if is_mldsa(key):
-        return None
-    return type(key).__name__.lstrip("_")
+    return None if is_mldsa(key) else type(key).__name__.lstrip("_")
 
 
 # --- the rules
