@@ -188,6 +188,12 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         help="a CA certificate to trust (repeat for several)",
     )
     parser.add_argument(
+        "--crl",
+        action="append",
+        metavar="FILE",
+        help="a CRL (PEM or DER): refuse the certificates it revokes (repeatable)",
+    )
+    parser.add_argument(
         "--now", metavar="TIME", help="fixed clock, e.g. 2024-07-06T11:39:10Z (to replay captures)"
     )
     add_debug_flag(parser)
@@ -198,14 +204,16 @@ def run_emulator(args: argparse.Namespace) -> int:
 
     from ..emulator.app import Emulator, utcnow
     from ..emulator.certs import TrustAnchors
+    from ..emulator.crl import Revocations
     from ..emulator.server import EmulatorServer
 
     anchors = TrustAnchors.load(args.trust_anchor)
+    revocations = Revocations.load(args.crl or [])
     clock = utcnow
     if args.now:
         fixed = parse_now(args.now)
         clock = lambda: fixed  # noqa: E731
-    server = EmulatorServer.bind(Emulator(anchors, clock), args.port)
+    server = EmulatorServer.bind(Emulator(anchors, clock, revocations), args.port)
     stop = stop_on_signals()
     sys.stdout.write(server.url + "\n")
     sys.stdout.flush()

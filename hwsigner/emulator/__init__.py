@@ -6,16 +6,17 @@
     http://127.0.0.1:40125
 
 Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
-``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``params`` (the
-request's parameters, and ``Rejection``), ``app`` (routes, test hooks and the credential set)
-and ``server`` (HTTP on 127.0.0.1; the command is in ``hwsigner.cli.daemons``). See
-docs/emulator.md.
+``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``crl``
+(revocation lists), ``params`` (the request's parameters, and ``Rejection``), ``app`` (routes,
+test hooks and the credential set) and ``server`` (HTTP on 127.0.0.1; the command is in
+``hwsigner.cli.daemons``). See docs/emulator.md.
 """
 
 from __future__ import annotations
 
 from .app import Emulator, Reply
 from .certs import TrustAnchors
+from .crl import Revocations
 from .params import Rejection
 from .server import EmulatorServer, running
 from .verify import Grant, Received, verify_create_session
@@ -27,6 +28,7 @@ __all__ = [
     "Received",
     "Rejection",
     "Reply",
+    "Revocations",
     "TrustAnchors",
     "running",
     "verify_create_session",

@@ -38,6 +38,7 @@ from cryptography.x509.oid import NameOID
 from .._safe import load_json
 from ..credentials import format_time
 from .certs import TrustAnchors
+from .crl import Revocations
 from .params import Rejection, bad_request, error_type_for, not_found
 from .verify import Grant, Received, verify_create_session
 
@@ -99,8 +100,14 @@ class State:
 class Emulator:
     """Verifies CreateSession requests against ``anchors`` at ``clock()``; thread-safe."""
 
-    def __init__(self, anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        anchors: TrustAnchors,
+        clock: Callable[[], datetime] = utcnow,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.anchors = anchors
+        self.revocations = revocations
         self.clock = clock
         self._lock = threading.Lock()
         self._state = State()
@@ -141,7 +148,7 @@ class Emulator:
             expires_in = self._state.expires_in
         now = self.clock()
         try:
-            grant = verify_create_session(received, self.anchors, now)
+            grant = verify_create_session(received, self.anchors, now, self.revocations)
         except Rejection:
             self._count("rejected")
             raise

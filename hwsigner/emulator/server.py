@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ..errors import ConfigError
 from .app import Emulator, Reply, utcnow
 from .certs import TrustAnchors
+from .crl import Revocations
 from .params import Rejection, bad_request, error_type_for
 from .verify import Received
 
@@ -168,10 +169,13 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def running(
-    anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow, port: int = 0
+    anchors: TrustAnchors,
+    clock: Callable[[], datetime] = utcnow,
+    port: int = 0,
+    revocations: Revocations | None = None,
 ) -> Iterator[EmulatorServer]:
     """An emulator serving on a background thread for the ``with`` block; ``.url`` is its URL."""
-    server = EmulatorServer.bind(Emulator(anchors, clock), port)
+    server = EmulatorServer.bind(Emulator(anchors, clock, revocations), port)
     thread = threading.Thread(target=server.serve_forever, name="hwsigner-emulator", daemon=True)
     thread.start()
     try:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from .. import sigv4x509
 from ..arns import REGION_NAME
 from .certs import TrustAnchors, check_leaf
+from .crl import Revocations
 from .params import SessionRequest, access_denied, bad_request, session_request
 
 log = logging.getLogger("hwsigner")
@@ -104,7 +105,12 @@ class Grant:
     session: SessionRequest
 
 
-def verify_create_session(received: Received, anchors: TrustAnchors, now: datetime) -> Grant:
+def verify_create_session(
+    received: Received,
+    anchors: TrustAnchors,
+    now: datetime,
+    revocations: Revocations | None = None,
+) -> Grant:
     """Check signature, certificate and parameters; return the grant or raise ``Rejection``."""
     header = received.single("authorization", "Authorization")
     if header is None:
@@ -131,6 +137,8 @@ def verify_create_session(received: Received, anchors: TrustAnchors, now: dateti
     check_signature(received, auth, signed_at, region, public_key)
     check_leaf(leaf, now)
     anchor = anchors.verify_chain(leaf, chain, now)
+    if revocations is not None:
+        revocations.check(leaf, chain, anchors.certificates)
     return Grant(leaf, anchor, region, session_request(received.target, received.body, region))
 
 
