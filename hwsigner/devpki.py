@@ -155,7 +155,7 @@ def make_crl(
             .revocation_date(now - timedelta(minutes=1))
             .build()
         )
-    return builder.sign(ca_key, hashes.SHA256())
+    return builder.sign(ca_key, signing_hash(ca_key))
 
 
 def pem(cert: x509.Certificate) -> bytes:
