@@ -24,6 +24,7 @@ from .keys import KeyBackend, KeyOptions, PublicKey, open_key
 from .sigv4x509 import CertificateHeaders, algorithm_for, x509_headers
 from .x509certs import (
     is_der_certificate,
+    is_mldsa,
     parse_certificates,
     read_bytes,
     read_certificates,
@@ -205,6 +206,12 @@ def chain_from(intermediates: ChainSource) -> tuple[x509.Certificate, ...]:
 
 def check_key_matches(certificate: x509.Certificate, public_key: PublicKey) -> None:
     if spki(certificate.public_key()) != spki(public_key):
+        if is_mldsa(certificate.public_key()) and not is_mldsa(public_key):
+            raise CertificateError(
+                "the certificate has an ML-DSA key and the private key is no ML-DSA key (ML-DSA "
+                "keys live in files only: SoftHSM 2.6 and TPM 2.0 have no ML-DSA)",
+                hint="pass --private-key the ML-DSA key file the certificate was issued for",
+            )
         raise CertificateError(
             "the private key does not match the certificate",
             hint="use the key the certificate was issued for (compare their public keys)",

@@ -163,6 +163,18 @@ def test_hardware_cannot_make_mldsa_keys(where: list[str]) -> None:
     assert_one_line_error(result, "ml-dsa-65", "have no ML-DSA")
 
 
+def test_an_mldsa_certificate_with_another_key_says_why_in_one_line(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    cert_path, _ = leaf_files(tmp_path, "ml-dsa-65", pki.issuing)
+    _, ec_key = leaf_files(tmp_path, "ec-p256", pki.issuing)
+    result = run_cli(
+        "credential-process", "--certificate", cert_path, "--private-key", ec_key, *ARN_FLAGS,
+        "--endpoint", "http://127.0.0.1:9",
+    )  # fmt: skip
+    assert_one_line_error(result, "ML-DSA", "SoftHSM 2.6 and TPM 2.0 have no ML-DSA")
+
+
 @pytest.mark.parametrize("issuer", ["ec", "mldsa"])
 def test_credential_process_gets_credentials_for_an_mldsa_65_leaf(
     pki: DevPki,
