@@ -91,6 +91,7 @@ class SessionRequest:
     role: Arn
     duration: int = DEFAULT_DURATION
     role_session_name: str | None = None
+    instance_properties: tuple[tuple[str, str], ...] = ()
 
 
 def session_request(target: str, body: bytes, region: str) -> SessionRequest:
@@ -126,7 +127,29 @@ def session_request(target: str, body: bytes, region: str) -> SessionRequest:
         role=arns["roleArn"][1],
         duration=duration(fields.get("durationSeconds", DEFAULT_DURATION)),
         role_session_name=role_session_name(fields.get("roleSessionName")),
+        instance_properties=instance_properties(fields.get("instanceProperties")),
     )
+
+
+def instance_properties(value: object) -> tuple[tuple[str, str], ...]:
+    """``instanceProperties``: "Map Entries: ... Maximum number of 50 items", keys and values of
+    "Minimum length of 1. Maximum length of 200" (API_InstanceProperty)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise validation("instanceProperties", _shown(value), "Member must be a map")
+    if len(value) > 50:
+        raise validation(
+            "instanceProperties", f"{len(value)} entries", "Member must have at most 50 entries"
+        )
+    for key, text in value.items():
+        if not isinstance(text, str) or not (1 <= len(key) <= 200 and 1 <= len(text) <= 200):
+            raise validation(
+                "instanceProperties",
+                _shown(key),
+                "Keys and values must be strings of 1 to 200 characters",
+            )
+    return tuple(value.items())
 
 
 def json_body(body: bytes) -> dict[str, Any]:
