@@ -265,3 +265,10 @@ def test_each_setting_has_its_own_variable_and_none_is_taken() -> None:
         "tpm_key_password": "t",
     }
     assert environment_values({"HWSIGNER_PKCS11_PIN": "1234", "HWSIGNER_AGENT_SOCKET": "/s"}) == {}
+
+
+def test_the_variable_table_of_the_docs_lists_every_setting() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    table = text.split("## Settings from the environment", 1)[1].split("\n## ", 1)[0]
+    for row in FIELDS:
+        assert f"| `{row.flag}` | `{row.variable}` |" in table or not row.variable, row.flag
