@@ -154,6 +154,9 @@ def test_the_emulator_records_the_instance_properties(
     process_credentials(result)
     last = emulator_call(own_emulator.url, "GET", "stats")["last"]
     assert last["instanceProperties"] == {"device": "d-0001", "site": "Lyon 3"}
+    session = emulator_call(own_emulator.url, "GET", "sessions")[-1]
+    assert session["decision"] == "allowed"
+    assert session["instanceProperties"] == {"device": "d-0001", "site": "Lyon 3"}
 
 
 @pytest.mark.parametrize(
