@@ -19,36 +19,26 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, mldsa, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ConfigError
 from .keys.backend import PublicKey
+from .keys.file import MLDSA_PRIVATE_KEYS, MLDSAPrivateKey, certificate_hash
+from .keys.file import PrivateKey as LeafKey
 
-MLDSAKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
-CaKey = ec.EllipticCurvePrivateKey | MLDSAKey
-LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | MLDSAKey
+CaKey = ec.EllipticCurvePrivateKey | MLDSAPrivateKey  # ML-DSA signs without a hash (RFC 9881)
 KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521", "ml-dsa-44", "ml-dsa-65")
-MLDSA_TYPES = (mldsa.MLDSA44PrivateKey, mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey)
-
-
-def signing_hash(key: CaKey) -> hashes.SHA256 | None:
-    """SHA-256 for ECDSA; none for ML-DSA, which signs the certificate itself (RFC 9881)."""
-    return None if isinstance(key, MLDSA_TYPES) else hashes.SHA256()
 
 
 def new_key(kind: str) -> LeafKey:
     """A software key of one of ``KEY_TYPES``."""
     if kind.startswith("ml-dsa-"):
-        return MLDSA_TYPES[("44", "65", "87").index(kind[7:])].generate()
+        return MLDSA_PRIVATE_KEYS[("44", "65", "87").index(kind[7:])].generate()
     if kind.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[4:]))
-    curves: dict[str, ec.EllipticCurve] = {
-        "ec-p256": ec.SECP256R1(),
-        "ec-p384": ec.SECP384R1(),
-        "ec-p521": ec.SECP521R1(),
-    }
+    curves = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1(), "ec-p521": ec.SECP521R1()}
     return ec.generate_private_key(curves[kind])
 
 
@@ -93,7 +83,7 @@ def make_ca(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), False
         )
-    return builder.sign(signer, signing_hash(signer))
+    return builder.sign(signer, certificate_hash(signer))
 
 
 def make_leaf(
@@ -128,7 +118,7 @@ def make_leaf(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
-        .sign(ca_key, signing_hash(ca_key))
+        .sign(ca_key, certificate_hash(ca_key))
     )
 
 
@@ -156,7 +146,7 @@ def make_crl(
             .revocation_date(now - timedelta(minutes=1))
             .build()
         )
-    return builder.sign(ca_key, signing_hash(ca_key))
+    return builder.sign(ca_key, certificate_hash(ca_key))
 
 
 def pem(cert: x509.Certificate) -> bytes:

@@ -16,9 +16,8 @@ with its fix. The service's trust model, quoted: end-entity certificates "must b
 "basic constraints must include CA: false", "the key usage must include Digital Signature", "the
 signing algorithm must include SHA256 or stronger"; CA certificates must have "CA: true" and the
 key usage "Certificate Sign"; keys are RSA of 2048 bits or more, EC on P-256, P-384, P-521, or
-ML-DSA-44/65/87 (since 2026-02; ML-DSA hashes inside: "SHA256 or stronger").
-A chain runs from the leaf through the sent intermediates to a trust anchor (a root or an
-intermediate CA), each link found by issuer name and signature.
+ML-DSA (since 2026-02). A chain runs from the leaf through the sent intermediates to a trust
+anchor (a root or an intermediate CA), each link found by issuer name and signature.
 """
 
 from __future__ import annotations
@@ -34,9 +33,8 @@ from .errors import ConfigError
 from .sigv4x509 import MAX_CHAIN
 from .x509certs import extension, is_ca, is_mldsa, issued_by, public_key_or_none, signature_hash
 
-STRONG_HASHES = frozenset(
-    {"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512", "ml-dsa"}
-)
+STRONG_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"})
+STRONG_HASHES |= {"ml-dsa"}  # x509certs.signature_hash of an ML-DSA signature (FIPS 204)
 CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 MIN_RSA_BITS = 2048
 LEAF = "signing certificate"

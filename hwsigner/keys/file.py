@@ -24,13 +24,8 @@ from ..errors import CertificateError, KeySourceError, PasswordError
 from ..x509rules import CURVES, MIN_RSA_BITS
 from .backend import Digest, KeyBackend, PublicKey
 
-PrivateKey = (
-    rsa.RSAPrivateKey
-    | ec.EllipticCurvePrivateKey
-    | mldsa.MLDSA44PrivateKey
-    | mldsa.MLDSA65PrivateKey
-    | mldsa.MLDSA87PrivateKey
-)
+MLDSAPrivateKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | MLDSAPrivateKey
 MLDSA_PRIVATE_KEYS = (mldsa.MLDSA44PrivateKey, mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey)
 KEY_HINT = "give a PEM or DER RSA, EC or ML-DSA private key (PKCS#1, SEC1 or PKCS#8)"
 
@@ -43,6 +38,12 @@ def hash_for(digest: Digest) -> hashes.HashAlgorithm:
     if digest == "SHA512":
         return hashes.SHA512()
     return hashes.SHA256()
+
+
+def certificate_hash(key: object) -> hashes.SHA256 | None:
+    """The hash a CA key signs certificates and CRLs with: SHA-256, or none for ML-DSA, which
+    signs the data itself (RFC 9881)."""
+    return None if isinstance(key, MLDSA_PRIVATE_KEYS) else hashes.SHA256()
 
 
 class FileKey(KeyBackend):
