@@ -14,7 +14,7 @@
 
 ``Session`` is what every delivery mode runs on: ``credential-process`` fetches once, ``update``
 and ``serve`` hand ``fetch`` to a ``CredentialKeeper``. Each ``fetch`` signs with the certificate
-at its source *then* (``hwsigner.certsource``): a renewed one is used without a restart. The
+at its source *then* (``hwsigner.certwatch``): a renewed one is used without a restart. The
 Python API's keywords are the fields of ``hwsigner.Settings``, which mirror the CLI flags.
 ``boto3_session`` keeps the key open (one PKCS#11 login, one TPM primary) for the life of the
 boto3 session and plugs into botocore through its public credential-provider interface.
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     import boto3
 
-    from .certsource import CertificateSource
+    from .certwatch import CertificateWatch
     from .identity import Identity
     from .keys import KeyBackend
     from .rolesanywhere import Target, Transport
@@ -58,7 +58,7 @@ class Session:
         target: Target,
         env: Mapping[str, str] | None = None,
         *,
-        source: CertificateSource | None = None,
+        source: CertificateWatch | None = None,
     ) -> None:
         self.settings = settings
         self.key = key
@@ -78,7 +78,7 @@ class Session:
     ) -> Session:
         """Check the request (ARN, region and duration mistakes surface before the key is
         opened), open the key and its certificate, and build the transport."""
-        from .certsource import CertificateSource, WatchedFiles
+        from .certwatch import CertificateWatch, WatchedFiles
         from .identity import open_identity
         from .rolesanywhere import resolve
         from .transport import HttpTransport
@@ -95,13 +95,13 @@ class Session:
             transport = HttpTransport.from_env(
                 os.environ if env is None else env, verify=not settings.no_verify_ssl
             )
-        source = CertificateSource.start(opened, files)
+        source = CertificateWatch.start(opened, files)
         return cls(settings, opened.identity, opened.key, transport, target, env, source=source)
 
     def current_identity(self, now: datetime | None = None) -> Identity:
         """The certificate and chain the next CreateSession is signed with: the certificate
         source is looked at again (one ``stat`` per file; a token's certificate list), and a
-        renewed certificate is used once it is valid and holds the key (``hwsigner.certsource``).
+        renewed certificate is used once it is valid and holds the key (``hwsigner.certwatch``).
         """
         if self._source is not None:
             self._identity = self._source.current(now)

@@ -3,7 +3,7 @@
     >>> pickup(lab, report, rounds=200)
 
 A long-running ``Session`` looks at its certificate source before each CreateSession
-(``hwsigner.certsource``): a certificate file costs one ``stat`` per file (certificate and
+(``hwsigner.certwatch``): a certificate file costs one ``stat`` per file (certificate and
 ``--intermediates``) while it is unchanged; a ``pkcs11:`` certificate costs one listing of the
 token's certificates through the open session. Each look is timed against handing out the
 identity without one (what every CreateSession cost before), and set beside the median
@@ -76,7 +76,7 @@ def _measure(report: Report, kind: str, session: Session, rounds: int) -> None:
     report.row(f"{kind}: CreateSession round trip (emulator), median", millis(trip))
     report.note(f"  the look adds {100 * look / trip:.2f}% to a CreateSession")
     certificate = session.settings.certificate
-    if certificate and not certificate.startswith("pkcs11:"):
+    if isinstance(certificate, str) and not certificate.startswith("pkcs11:"):
         report.row(
             f"{kind}: look when the file changed (read, parse)",
             micros(_changed(session, certificate)),

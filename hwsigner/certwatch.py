@@ -1,10 +1,10 @@
 """Live pick-up: the certificate a long-running process signs with, looked at again before
 each CreateSession, so a renewed certificate is used without a restart.
 
-    >>> from hwsigner.certsource import CertificateSource, WatchedFiles
+    >>> from hwsigner.certwatch import CertificateWatch, WatchedFiles
     >>> files = WatchedFiles.of("device.pem", "chain.pem")   # before the files are read
     >>> opened = open_identity("device.pem", "device.key", "chain.pem")  # doctest: +SKIP
-    >>> source = CertificateSource.start(opened, files)                # doctest: +SKIP
+    >>> source = CertificateWatch.start(opened, files)                # doctest: +SKIP
     >>> source.current().certificate.serial_number   # the renewed one, once valid  # doctest: +SKIP
 
 Where the certificate came from is where it is looked for again:
@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from ._safe import is_fd_path, one_line, read_user_file
+from ._safe import REFERENCE_SCHEMES, is_fd_path, one_line, read_user_file
 from .errors import HwSignerError
 from .identity import Identity, OpenedIdentity
 from .keys import KeyBackend
@@ -98,15 +98,20 @@ class WatchedFiles:
     on_token: bool = False
 
     @classmethod
-    def of(cls, certificate: str | None, intermediates: str | None) -> WatchedFiles:
-        """Stamp the named files now, before they are first read (a pipe is not watched)."""
+    def of(cls, certificate: object, intermediates: object) -> WatchedFiles:
+        """Stamp the named files now, before they are first read. Only a path is watched: not
+        ``env:``, ``fd:`` or ``/dev/fd/N`` (read once), nor bytes or certificates from Python."""
 
-        def watched(path: str | None, flag: str) -> WatchedFile | None:
-            if not path or path.startswith("pkcs11:") or is_fd_path(path):
+        def watched(path: object, flag: str) -> WatchedFile | None:
+            if not isinstance(path, str) or not path or is_fd_path(path):
+                return None
+            if path.startswith(("pkcs11:", *REFERENCE_SCHEMES)):
                 return None
             return WatchedFile(path, flag)
 
-        on_token = not certificate or certificate.startswith("pkcs11:")
+        on_token = certificate is None or (
+            isinstance(certificate, str) and certificate.startswith("pkcs11:")
+        )
         return cls(
             watched(certificate, "--certificate"),
             watched(intermediates, "--intermediates"),
@@ -126,7 +131,7 @@ class Candidate:
 Look = Callable[[], "tuple[Candidate, ...] | None"]  # None: nothing changed
 
 
-class CertificateSource:
+class CertificateWatch:
     """The identity to sign with now; ``start`` picks how to look for a renewed one."""
 
     def __init__(self, identity: Identity, key: KeyBackend, look: Look | None = None) -> None:
@@ -139,7 +144,7 @@ class CertificateSource:
         self._read_at: float | None = time.monotonic()  # when the source was read to open
 
     @classmethod
-    def start(cls, opened: OpenedIdentity, files: WatchedFiles) -> CertificateSource:
+    def start(cls, opened: OpenedIdentity, files: WatchedFiles) -> CertificateWatch:
         """Watch the certificate file, else the token's certificates, else nothing."""
         identity, key = opened.identity, opened.key
         certificate, intermediates = files.certificate, files.intermediates
@@ -262,7 +267,7 @@ def candidate(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...], where
 
 __all__ = [
     "Candidate",
-    "CertificateSource",
+    "CertificateWatch",
     "TokenLook",
     "WatchedFile",
     "WatchedFiles",
