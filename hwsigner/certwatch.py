@@ -4,8 +4,8 @@ each CreateSession, so a renewed certificate is used without a restart.
     >>> from hwsigner.certwatch import CertificateWatch, WatchedFiles
     >>> files = WatchedFiles.of("device.pem", "chain.pem")   # before the files are read
     >>> opened = open_identity("device.pem", "device.key", "chain.pem")  # doctest: +SKIP
-    >>> source = CertificateWatch.start(opened, files)                # doctest: +SKIP
-    >>> source.current().certificate.serial_number   # the renewed one, once valid  # doctest: +SKIP
+    >>> watch = CertificateWatch.start(opened, files)                 # doctest: +SKIP
+    >>> watch.current().certificate.serial_number    # the renewed one, once valid  # doctest: +SKIP
 
 Where the certificate came from is where it is looked for again:
 
