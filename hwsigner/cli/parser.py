@@ -34,11 +34,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("update", "daemons", "keep a profile of the AWS credentials file fresh"),
     ("serve", "daemons", "serve credentials over local IMDSv2 and container endpoints"),
     ("export-credentials", "credentials", "print credentials as shell variables"),
-    ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
-    ("csr", "csr", "make a certificate request signed by the key"),
-    ("import-cert", "import_cert", "install an issued certificate beside its key"),
+    ("keygen", "provision", "make a key pair inside a token, a TPM or a file"),
+    ("csr", "provision", "make a certificate request signed by the key"),
+    ("import-cert", "provision", "install an issued certificate beside its key"),
     ("renew", "renew", "get a new certificate for the same key and install it"),
-    ("doctor", "doctor", "check a setup before it ships, one line per check"),
+    ("doctor", "provision", "check a setup before it ships, one line per check"),
     ("version", "show", "print the version"),
 )
 

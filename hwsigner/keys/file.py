@@ -19,10 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from .._safe import read_user_file
-from .._tty import ask_secret
 from ..errors import CertificateError, KeySourceError, PasswordError
 from ..x509rules import CURVES, MIN_RSA_BITS
-from .backend import Digest, KeyBackend, PublicKey
+from .backend import Digest, KeyBackend, PublicKey, ask_secret
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 

@@ -11,7 +11,7 @@
     ...     pem = build_csr(key, parse_subject("CN=device-0001,O=Acme")).pem
 
 The steps of a factory line, one module each: ``keygen`` (dispatching to the backends'
-``generate_key``, files in ``keygen_file``), ``csr``, ``install`` (the issued certificate back
+``generate_key``, files included), ``csr``, ``install`` (the issued certificate back
 beside the key) and ``doctor`` (everything ``credential-process`` will need, checked before the
 device ships).
 """

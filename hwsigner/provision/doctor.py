@@ -39,8 +39,7 @@ from ..x509rules import (
     chain_broken,
     walk_chain,
 )
-from .doctor_check import Check, Opened, Setup, failed, failing
-from .doctor_service import service_checks
+from .doctor_service import Check, Opened, Setup, failed, failing, service_checks
 
 WARN_DAYS = 30
 TEST_MESSAGE = b"hwsigner doctor: a test signature"

@@ -29,8 +29,8 @@ from pkcs11 import exceptions as p11
 from pkcs11.constants import TokenFlag
 
 from ..._safe import read_user_file
-from ..._tty import ask_secret
 from ...errors import ConfigError, KeySourceError, PasswordError
+from ..backend import ask_secret
 from .module import Module, describe_token, failure, open_session, token_again
 from .uri import Pkcs11Uri
 
