@@ -327,3 +327,19 @@ class DevPki:
         key_path = self.directory / f"{common_name}.key"
         write_private(key_path, key_pem(key))
         return cert_path, key_path
+
+
+__all__ = [
+    "KEY_TYPES",
+    "DevPki",
+    "key_pem",
+    "load_csr",
+    "load_public_key",
+    "make_ca",
+    "make_crl",
+    "make_leaf",
+    "name",
+    "new_key",
+    "pem",
+    "write_private",
+]

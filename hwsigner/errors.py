@@ -82,3 +82,15 @@ def needs_extra(extra: str) -> Iterator[None]:
             f"the Python module {library!r} (hwsigner[{extra}]) is not installed",
             hint=f"pip install 'hwsigner[{extra}]'",
         ) from exc
+
+
+__all__ = [
+    "CertificateError",
+    "ConfigError",
+    "HwSignerError",
+    "KeySourceError",
+    "NetworkError",
+    "PasswordError",
+    "ServiceError",
+    "needs_extra",
+]

@@ -240,3 +240,17 @@ def SessionParams(
         region=region,
         endpoint=endpoint,
     )
+
+
+__all__ = [
+    "Target",
+    "Transport",
+    "backoff",
+    "max_attempts",
+    "parse_credentials",
+    "request_credentials",
+    "resolve",
+    "retryable",
+    "service_error",
+    "utcnow",
+]

@@ -221,3 +221,13 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout | TimeoutError):
         return "timed out"
     return one_line(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+
+
+__all__ = [
+    "DeadlineSocket",
+    "HttpTransport",
+    "Response",
+    "bypasses_proxy",
+    "check_endpoint",
+    "proxies_from",
+]

@@ -77,3 +77,6 @@ def error_line(exc: BaseException) -> str:
 def run() -> None:
     """The console-script entry point."""
     sys.exit(main())
+
+
+__all__ = ["error_line", "main", "run"]

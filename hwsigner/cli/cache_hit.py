@@ -113,3 +113,6 @@ def without_pin_value(uri: str) -> str:
     import re
 
     return re.sub(r"([?&;])pin-value=[^&;]*", r"\1", uri)
+
+
+__all__ = ["cache_inputs", "cached_answer", "read_flags", "without_pin_value"]

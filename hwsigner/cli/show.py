@@ -154,3 +154,16 @@ def run_read_certificate_data(args: argparse.Namespace) -> int:
     cert = read_certificates(args.certificate, "--certificate")[0]
     sys.stdout.write(json.dumps(certificate_data(cert), separators=(",", ":")))
     return 0
+
+
+__all__ = [
+    "add_read_certificate_data_arguments",
+    "add_sign_string_arguments",
+    "add_version_arguments",
+    "certificate_data",
+    "fixed_message",
+    "run_read_certificate_data",
+    "run_sign_string",
+    "run_version",
+    "token_listing",
+]

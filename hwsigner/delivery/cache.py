@@ -286,4 +286,4 @@ def _debug(message: str, *args: object) -> None:
         logging.getLogger("hwsigner").debug(message, *args)
 
 
-__all__ = ["CredentialCache", "cache_key"]
+__all__ = ["CredentialCache", "cache_key", "entry_answer", "plain_process_expiration"]

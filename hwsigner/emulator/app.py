@@ -282,3 +282,16 @@ def _random(alphabet: str, length: int) -> str:
 def _stable_id(text: str, length: int) -> str:
     digest = base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()
     return digest[:length]
+
+
+__all__ = [
+    "Emulator",
+    "Failure",
+    "Reply",
+    "State",
+    "create_session_body",
+    "planned_failure",
+    "source_identity",
+    "subject_arn",
+    "utcnow",
+]

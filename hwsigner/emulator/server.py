@@ -184,3 +184,6 @@ def running(
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+__all__ = ["EmulatorServer", "Handler", "running"]

@@ -174,3 +174,14 @@ def secret_from_env(name: str) -> str | None:
 
 def _reason(exc: Exception) -> str:
     return str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
+
+
+__all__ = [
+    "FileKey",
+    "Pkcs12File",
+    "check_key",
+    "hash_for",
+    "load_pkcs12",
+    "parse_private_key",
+    "secret_from_env",
+]

@@ -155,3 +155,14 @@ def build_csr(
             hint="the key signs with another public key than it reports; check the key source",
         )
     return SigningRequest(der)
+
+
+__all__ = [
+    "SigningRequest",
+    "build_csr",
+    "certification_request_info",
+    "parse_sans",
+    "parse_subject",
+    "requested_extensions",
+    "signature_algorithm",
+]

@@ -126,3 +126,6 @@ def write_atomically(path: str, data: bytes) -> None:
     except OSError as exc:
         os.unlink(temporary)
         raise ConfigError(f"cannot write {path}: {exc.strerror}", hint="check --out") from None
+
+
+__all__ = ["Installed", "import_certificate", "read_issued", "write_atomically"]

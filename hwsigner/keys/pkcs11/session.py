@@ -289,3 +289,14 @@ def _close_quietly(session: Any) -> None:
         session.close()
     except p11.PKCS11Error as exc:
         log.debug("closing a PKCS#11 session: %s", type(exc).__name__)
+
+
+__all__ = [
+    "COUNTERS",
+    "PIN_ERRORS",
+    "Counters",
+    "TokenSession",
+    "pin_for",
+    "pin_from_source",
+    "pin_refused",
+]

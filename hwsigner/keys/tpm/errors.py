@@ -136,3 +136,17 @@ def quiet_tss_logging() -> None:
         logging.DEBUG
     ):
         os.environ["TSS2_LOG"] = "all+NONE"
+
+
+__all__ = [
+    "TpmConnectionLost",
+    "code",
+    "is_connection_lost",
+    "is_no_such_handle",
+    "is_wrong_parent",
+    "is_wrong_password",
+    "layer",
+    "quiet_tss_logging",
+    "tpm_error",
+    "unreachable",
+]

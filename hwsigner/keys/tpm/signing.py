@@ -204,3 +204,15 @@ def _tpm2b(data: bytes, offset: int) -> tuple[bytes, int]:
     """The ``TPM2B`` (a 2-byte big-endian size, then the bytes) at ``offset``, and its end."""
     end = offset + 2 + int.from_bytes(data[offset : offset + 2], "big")
     return data[offset + 2 : end], end
+
+
+__all__ = [
+    "KeyRef",
+    "SigningPlan",
+    "check_keyfile",
+    "check_signing_key",
+    "public_key_of",
+    "signing_plan",
+    "unmarshal_keyfile",
+    "wire_signature",
+]
