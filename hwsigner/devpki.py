@@ -330,16 +330,6 @@ class DevPki:
 
 
 __all__ = [
-    "KEY_TYPES",
-    "DevPki",
-    "key_pem",
-    "load_csr",
-    "load_public_key",
-    "make_ca",
-    "make_crl",
-    "make_leaf",
-    "name",
-    "new_key",
-    "pem",
-    "write_private",
-]
+    "KEY_TYPES", "DevPki", "key_pem", "load_csr", "load_public_key", "make_ca", "make_crl",
+    "make_leaf", "name", "new_key", "pem", "write_private",
+]  # fmt: skip

@@ -85,12 +85,6 @@ def needs_extra(extra: str) -> Iterator[None]:
 
 
 __all__ = [
-    "CertificateError",
-    "ConfigError",
-    "HwSignerError",
-    "KeySourceError",
-    "NetworkError",
-    "PasswordError",
-    "ServiceError",
-    "needs_extra",
-]
+    "CertificateError", "ConfigError", "HwSignerError", "KeySourceError", "NetworkError",
+    "PasswordError", "ServiceError", "needs_extra",
+]  # fmt: skip

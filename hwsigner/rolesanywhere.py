@@ -243,14 +243,6 @@ def SessionParams(
 
 
 __all__ = [
-    "Target",
-    "Transport",
-    "backoff",
-    "max_attempts",
-    "parse_credentials",
-    "request_credentials",
-    "resolve",
-    "retryable",
-    "service_error",
-    "utcnow",
-]
+    "Target", "Transport", "backoff", "max_attempts", "parse_credentials", "request_credentials",
+    "resolve", "retryable", "service_error", "utcnow",
+]  # fmt: skip

@@ -224,10 +224,6 @@ def _reason(exc: BaseException) -> str:
 
 
 __all__ = [
-    "DeadlineSocket",
-    "HttpTransport",
-    "Response",
-    "bypasses_proxy",
-    "check_endpoint",
+    "DeadlineSocket", "HttpTransport", "Response", "bypasses_proxy", "check_endpoint",
     "proxies_from",
-]
+]  # fmt: skip

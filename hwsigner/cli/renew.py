@@ -265,16 +265,6 @@ def install(args: argparse.Namespace, issued: Issued) -> None:
 
 
 __all__ = [
-    "add_arguments",
-    "check_flags",
-    "days_to_spare",
-    "file_not_due",
-    "install",
-    "lifetime_days",
-    "not_due",
-    "own_credentials",
-    "prove",
-    "renewed",
-    "roles_anywhere",
-    "run",
-]
+    "add_arguments", "check_flags", "days_to_spare", "file_not_due", "install", "lifetime_days",
+    "not_due", "own_credentials", "prove", "renewed", "roles_anywhere", "run",
+]  # fmt: skip

@@ -157,13 +157,7 @@ def run_read_certificate_data(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "add_read_certificate_data_arguments",
-    "add_sign_string_arguments",
-    "add_version_arguments",
-    "certificate_data",
-    "fixed_message",
-    "run_read_certificate_data",
-    "run_sign_string",
-    "run_version",
-    "token_listing",
-]
+    "add_read_certificate_data_arguments", "add_sign_string_arguments", "add_version_arguments",
+    "certificate_data", "fixed_message", "run_read_certificate_data", "run_sign_string",
+    "run_version", "token_listing",
+]  # fmt: skip

@@ -285,13 +285,6 @@ def _stable_id(text: str, length: int) -> str:
 
 
 __all__ = [
-    "Emulator",
-    "Failure",
-    "Reply",
-    "State",
-    "create_session_body",
-    "planned_failure",
-    "source_identity",
-    "subject_arn",
-    "utcnow",
-]
+    "Emulator", "Failure", "Reply", "State", "create_session_body", "planned_failure",
+    "source_identity", "subject_arn", "utcnow",
+]  # fmt: skip

@@ -186,16 +186,6 @@ def _shown(value: object) -> str:
 
 
 __all__ = [
-    "Rejection",
-    "SessionRequest",
-    "access_denied",
-    "bad_request",
-    "duration",
-    "error_type_for",
-    "json_body",
-    "not_found",
-    "query_params",
-    "role_session_name",
-    "session_request",
-    "validation",
-]
+    "Rejection", "SessionRequest", "access_denied", "bad_request", "duration", "error_type_for",
+    "json_body", "not_found", "query_params", "role_session_name", "session_request", "validation",
+]  # fmt: skip

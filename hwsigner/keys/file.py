@@ -177,11 +177,6 @@ def _reason(exc: Exception) -> str:
 
 
 __all__ = [
-    "FileKey",
-    "Pkcs12File",
-    "check_key",
-    "hash_for",
-    "load_pkcs12",
-    "parse_private_key",
+    "FileKey", "Pkcs12File", "check_key", "hash_for", "load_pkcs12", "parse_private_key",
     "secret_from_env",
-]
+]  # fmt: skip

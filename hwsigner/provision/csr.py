@@ -158,11 +158,6 @@ def build_csr(
 
 
 __all__ = [
-    "SigningRequest",
-    "build_csr",
-    "certification_request_info",
-    "parse_sans",
-    "parse_subject",
-    "requested_extensions",
-    "signature_algorithm",
-]
+    "SigningRequest", "build_csr", "certification_request_info", "parse_sans", "parse_subject",
+    "requested_extensions", "signature_algorithm",
+]  # fmt: skip

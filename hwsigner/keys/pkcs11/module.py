@@ -240,17 +240,7 @@ def object_uri(token: Any, id_: bytes, label: str, kind: str) -> str:
 
 
 __all__ = [
-    "Module",
-    "describe_token",
-    "failure",
-    "find_library",
-    "library_matches",
-    "matching_tokens",
-    "object_uri",
-    "one_token",
-    "open_session",
-    "present_tokens",
-    "token_again",
-    "token_matches",
+    "Module", "describe_token", "failure", "find_library", "library_matches", "matching_tokens",
+    "object_uri", "one_token", "open_session", "present_tokens", "token_again", "token_matches",
     "token_uri",
-]
+]  # fmt: skip

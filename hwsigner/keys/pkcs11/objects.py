@@ -209,13 +209,6 @@ def token_chain(
 
 
 __all__ = [
-    "TokenCertificate",
-    "TokenKey",
-    "certificate_key",
-    "find_certificates",
-    "find_private_keys",
-    "inventory",
-    "public_key_of",
-    "search",
-    "token_chain",
-]
+    "TokenCertificate", "TokenKey", "certificate_key", "find_certificates", "find_private_keys",
+    "inventory", "public_key_of", "search", "token_chain",
+]  # fmt: skip

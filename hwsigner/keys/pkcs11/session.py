@@ -292,11 +292,6 @@ def _close_quietly(session: Any) -> None:
 
 
 __all__ = [
-    "COUNTERS",
-    "PIN_ERRORS",
-    "Counters",
-    "TokenSession",
-    "pin_for",
-    "pin_from_source",
+    "COUNTERS", "PIN_ERRORS", "Counters", "TokenSession", "pin_for", "pin_from_source",
     "pin_refused",
-]
+]  # fmt: skip

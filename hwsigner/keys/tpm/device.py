@@ -285,13 +285,6 @@ def connect(tcti: str) -> ESAPI:
 
 
 __all__ = [
-    "HIERARCHIES",
-    "OWNER",
-    "PARENT_PASSWORD_ENV",
-    "TpmCounters",
-    "TpmDevice",
-    "connect",
-    "is_persistent",
-    "parse_handle",
-    "resolve_tcti",
-]
+    "HIERARCHIES", "OWNER", "PARENT_PASSWORD_ENV", "TpmCounters", "TpmDevice", "connect",
+    "is_persistent", "parse_handle", "resolve_tcti",
+]  # fmt: skip

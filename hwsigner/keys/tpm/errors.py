@@ -139,14 +139,6 @@ def quiet_tss_logging() -> None:
 
 
 __all__ = [
-    "TpmConnectionLost",
-    "code",
-    "is_connection_lost",
-    "is_no_such_handle",
-    "is_wrong_parent",
-    "is_wrong_password",
-    "layer",
-    "quiet_tss_logging",
-    "tpm_error",
-    "unreachable",
-]
+    "TpmConnectionLost", "code", "is_connection_lost", "is_no_such_handle", "is_wrong_parent",
+    "is_wrong_password", "layer", "quiet_tss_logging", "tpm_error", "unreachable",
+]  # fmt: skip

@@ -275,10 +275,5 @@ def decode_oid(value: bytes) -> str:
 
 
 __all__ = [
-    "KeyFileError",
-    "TpmKeyFile",
-    "decode_oid",
-    "decode_unsigned",
-    "encode_oid",
-    "encode_unsigned",
-]
+    "KeyFileError", "TpmKeyFile", "decode_oid", "decode_unsigned", "encode_oid", "encode_unsigned",
+]  # fmt: skip

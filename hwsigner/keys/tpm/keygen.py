@@ -184,11 +184,6 @@ def make_persistent(
 
 
 __all__ = [
-    "NewTpmKey",
-    "generate_key",
-    "key_template",
-    "make_persistent",
-    "parent",
-    "refuse_used_handle",
+    "NewTpmKey", "generate_key", "key_template", "make_persistent", "parent", "refuse_used_handle",
     "storage_template",
-]
+]  # fmt: skip

@@ -207,12 +207,6 @@ def _tpm2b(data: bytes, offset: int) -> tuple[bytes, int]:
 
 
 __all__ = [
-    "KeyRef",
-    "SigningPlan",
-    "check_keyfile",
-    "check_signing_key",
-    "public_key_of",
-    "signing_plan",
-    "unmarshal_keyfile",
-    "wire_signature",
-]
+    "KeyRef", "SigningPlan", "check_keyfile", "check_signing_key", "public_key_of", "signing_plan",
+    "unmarshal_keyfile", "wire_signature",
+]  # fmt: skip
