@@ -12,10 +12,7 @@ signed with SHA-256: what IAM Roles Anywhere requires.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ConfigError
 from .keys.backend import PublicKey
+from .provision.csr import load_csr
 
 CaKey = ec.EllipticCurvePrivateKey
 LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -161,70 +159,6 @@ def key_pem(key: LeafKey | CaKey) -> bytes:
     )
 
 
-# ecdsa-with-SHA224/256/384/512 (RFC 5758 §3.2: "the encoding MUST omit the parameters field").
-# tpm2-openssl writes them with a NULL parameter, which cryptography's strict parser refuses.
-_ECDSA_ALG_IDS = tuple(
-    bytes.fromhex("06082a8648ce3d0403") + bytes([n]) + bytes.fromhex("0500") for n in (1, 2, 3, 4)
-)
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _der_items(data: bytes) -> list[bytes]:
-    """The complete TLVs one after another in ``data`` (definite lengths only)."""
-    items, offset = [], 0
-    while offset < len(data):
-        first = data[offset + 1]
-        size, start = (first, offset + 2) if first < 0x80 else (0, offset + 2 + (first & 0x7F))
-        if first >= 0x80:
-            size = int.from_bytes(data[offset + 2 : start], "big")
-        items.append(data[offset : start + size])
-        offset = start + size
-    return items
-
-
-def _without_ecdsa_null(der: bytes) -> bytes:
-    """A CSR whose signature AlgorithmIdentifier drops the NULL after an ecdsa-with-SHA* OID.
-
-    Only the outer AlgorithmIdentifier changes; the signed part and the signature stay as they
-    are, so the signature still verifies.
-    """
-    (outer,) = _der_items(der)
-    header = 2 if outer[1] < 0x80 else 2 + (outer[1] & 0x7F)
-    info, algorithm, signature = _der_items(outer[header:])
-    body = algorithm[2:]
-    if algorithm[:1] == b"\x30" and body in _ECDSA_ALG_IDS:
-        algorithm = b"\x30" + _der_length(len(body) - 2) + body[:-2]
-    content = info + algorithm + signature
-    return b"\x30" + _der_length(len(content)) + content
-
-
-def load_csr(data: bytes, source: str) -> x509.CertificateSigningRequest:
-    """A PEM or DER certificate request whose self-signature verifies, or a ConfigError."""
-    csr = None
-    with contextlib.suppress(ValueError, IndexError):
-        der = _pem_body(data)
-        with contextlib.suppress(ValueError):
-            csr = x509.load_der_x509_csr(der)
-        csr = csr or x509.load_der_x509_csr(_without_ecdsa_null(der))
-    if csr is None:
-        raise ConfigError(f"{source} is not a readable certificate request")
-    if not csr.is_signature_valid:
-        raise ConfigError(f"the signature of the certificate request {source} does not verify")
-    return csr
-
-
-def _pem_body(data: bytes) -> bytes:
-    """The DER inside the first PEM block of ``data`` (``data`` itself when it is not PEM)."""
-    found = re.search(rb"-----BEGIN [A-Z ]+-----([A-Za-z0-9+/=\s]*)-----END", data)
-    return base64.b64decode(b"".join(found.group(1).split())) if found else data
-
-
 def load_public_key(path: Path) -> PublicKey:
     """The public key of a PEM public key, or of a PEM/DER certificate request (checked)."""
     try:
@@ -330,6 +264,6 @@ class DevPki:
 
 
 __all__ = [
-    "KEY_TYPES", "DevPki", "key_pem", "load_csr", "load_public_key", "make_ca", "make_crl",
+    "KEY_TYPES", "DevPki", "key_pem", "load_public_key", "make_ca", "make_crl",
     "make_leaf", "name", "new_key", "pem", "write_private",
 ]  # fmt: skip

@@ -157,6 +157,7 @@ def transport(args: argparse.Namespace) -> HttpTransport:
 
 
 __all__ = [
+    "COMMANDS",
     "Parser",
     "add_debug_flag",
     "add_key_flags",
