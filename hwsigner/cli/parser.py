@@ -3,7 +3,8 @@ and the flags the credential commands share with ``aws_signing_helper``, built f
 table of settings (``hwsigner.settings.FIELDS``): a new setting there is a new flag here.
 
     >>> from hwsigner.cli.parser import build_parser
-    >>> args = build_parser(["version"]).parse_args(["version"])       # doctest: +SKIP
+    >>> build_parser(["version"]).parse_args(["version"]).command
+    'version'
 
 Kept apart from ``hwsigner.cli`` so that a cached ``credential-process`` can answer before
 ``argparse`` (and the ``re`` and ``gettext`` it imports) is loaded: see ``cache_hit``.

@@ -1,10 +1,11 @@
 """Private keys in files: PEM PKCS#1, SEC1, PKCS#8 (plain or encrypted), DER and PKCS#12.
 
+>>> from hwsigner.devpki import key_pem, new_key
 >>> from hwsigner.keys.file import FileKey
->>> key = FileKey.load("device.key")                             # doctest: +SKIP
->>> key.sign(b"message")[:2].hex()                               # doctest: +SKIP
-'3045'
->>> key = FileKey.from_pem(open("combo.pem", "rb").read(), source="combo.pem")  # doctest: +SKIP
+>>> key = FileKey.from_pem(key_pem(new_key("rsa-2048")), source="device.key")
+>>> len(key.sign(b"message")), key.description              # PKCS#1 v1.5 over SHA-256
+(256, 'file device.key')
+>>> key = FileKey.load("/etc/device/key.pem")                        # doctest: +SKIP
 """
 
 from __future__ import annotations
