@@ -16,6 +16,8 @@ import hwsigner
 from hwsigner.cli.parser import COMMANDS
 from hwsigner.errors import HwSignerError
 
+from .test_import_cycles import graph
+
 PACKAGE = Path(hwsigner.__file__).parent
 ROOT = PACKAGE.parent
 MAX_MODULE_LINES = 300
@@ -140,6 +142,38 @@ def test_command_entry_points_are_in_their_module_surface() -> None:
             if not hasattr(module, entry):
                 entry = "add_arguments" if entry.startswith("add_") else "run"
             assert entry in module.__all__, f"hwsigner.cli.{module_name_}: {entry} ({command})"
+
+
+# The rows of docs/architecture.md, top to bottom: a module imports only from its own row and the
+# rows below (a package by its name: every module in it belongs to its row).
+LAYERS = (
+    ("hwsigner", "__main__", "cli"),
+    ("provision", "emulator", "devpki"),
+    ("session",),
+    ("delivery", "rolesanywhere", "settings", "transport"),
+    ("identity",),
+    ("keys",),
+    ("sigv4x509", "x509rules", "x509certs", "credentials", "arns"),
+    ("errors", "_safe"),
+)
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1] if "." in module else module
+    for row, names in enumerate(LAYERS):
+        if top in names:
+            return row
+    raise AssertionError(f"{module}: put it in a row of docs/architecture.md and of LAYERS")
+
+
+def test_imports_follow_the_layers_of_docs_architecture() -> None:
+    upward = [
+        f"{module} (row {layer_of(module)}) imports {target} (row {layer_of(target)})"
+        for module, targets in graph().items()
+        for target in targets
+        if layer_of(target) < layer_of(module)
+    ]
+    assert not upward, "\n".join(upward)
 
 
 def test_modules_are_small_and_not_too_many() -> None:
