@@ -1,8 +1,11 @@
 """The emulator's routes, independent of HTTP plumbing: a received request in, a reply out.
 
-    >>> emulator = Emulator(TrustAnchors.load(["root-ca.pem"]))        # doctest: +SKIP
-    >>> emulator.handle(Received("GET", "/_emulator/stats", (), b"")).status  # doctest: +SKIP
+    >>> from hwsigner.emulator import Emulator, Received, TrustAnchors
+    >>> emulator = Emulator(TrustAnchors(()))                  # trusts nothing, refuses all
+    >>> emulator.handle(Received("GET", "/_emulator/stats", (), b"")).status
     200
+    >>> emulator.handle(Received("POST", "/sessions", (), b"{}")).status
+    403
 
 Routes: ``POST /sessions`` (CreateSession) and the test hooks under ``/_emulator/``:
 ``GET stats`` (how many CreateSession calls were answered, rejected, failed on purpose),
