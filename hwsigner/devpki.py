@@ -1,9 +1,13 @@
 """A development PKI: a root CA, an issuing CA, and leaf certificates Roles Anywhere accepts.
 
-    >>> from hwsigner.devpki import DevPki
-    >>> pki = DevPki.create("/tmp/pki")                                 # doctest: +SKIP
-    >>> cert_path = pki.issue_file(public_key, "device-0001")           # doctest: +SKIP
-    >>> crl = pki.revoke([old_certificate])                             # doctest: +SKIP
+    >>> import tempfile
+    >>> from hwsigner.devpki import DevPki, new_key
+    >>> pki = DevPki.create(tempfile.mkdtemp())   # root-ca.pem, issuing-ca.pem and their keys
+    >>> pki.issue_file(new_key("ec-p256").public_key(), "device-0001").name
+    'device-0001.pem'
+    >>> old = pki.issue(new_key("ec-p256").public_key(), "device-0002")
+    >>> pki.revoke([old]).get_revoked_certificate_by_serial_number(old.serial_number) is not None
+    True
 
 For demos, tests and trying things out; not for production (the CA keys sit in plain files).
 Leaves are X.509 v3, not CAs, with keyUsage digitalSignature and extendedKeyUsage clientAuth,
