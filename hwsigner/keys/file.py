@@ -5,7 +5,6 @@
 >>> key = FileKey.from_pem(key_pem(new_key("rsa-2048")), source="device.key")
 >>> len(key.sign(b"message")), key.description              # PKCS#1 v1.5 over SHA-256
 (256, 'file device.key')
->>> key = FileKey.load("/etc/device/key.pem")                        # doctest: +SKIP
 """
 
 from __future__ import annotations
