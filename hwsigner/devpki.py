@@ -64,8 +64,10 @@ def make_ca(
     *,
     now: datetime | None = None,
     days: int = 3650,
+    path_length: int | None = None,
 ) -> x509.Certificate:
-    """A CA certificate: self-signed when ``issuer`` is None."""
+    """A CA certificate: self-signed when ``issuer`` is None; ``path_length``: at most that many
+    CAs under it (RFC 5280 pathLenConstraint)."""
     now = now or datetime.now(timezone.utc)
     issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (name(common_name), key)
     builder = (
@@ -76,7 +78,7 @@ def make_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
@@ -98,13 +100,15 @@ def make_leaf(
     now: datetime | None = None,
     days: int = 365,
     serial: int | None = None,
+    subject: x509.Name | None = None,
 ) -> x509.Certificate:
-    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires."""
+    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires;
+    ``subject`` replaces ``O=hwsigner dev, CN=<common_name>``."""
     now = now or datetime.now(timezone.utc)
     ca_cert, ca_key = issuer
     return (
         x509.CertificateBuilder()
-        .subject_name(name(common_name))
+        .subject_name(subject or name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(serial or x509.random_serial_number())
@@ -268,6 +272,6 @@ class DevPki:
 
 
 __all__ = [
-    "KEY_TYPES", "DevPki", "key_pem", "load_public_key", "make_ca", "make_crl",
+    "KEY_TYPES", "CaKey", "DevPki", "key_pem", "load_public_key", "make_ca", "make_crl",
     "make_leaf", "name", "new_key", "pem", "write_private",
 ]  # fmt: skip

@@ -11,10 +11,13 @@
     Traceback (most recent call last):
     hwsigner.emulator.params.Rejection: AccessDeniedException: Certificate revoked
 
-A CRL (PEM or DER, like the service's ImportCrl) applies to every certificate its issuer issued,
-whatever trust anchor the chain ends at: the leaf, and each intermediate on the way. A CRL counts
-only when its signature verifies with the key of the CA that issued the certificate in question,
-so a list forged under a CA's name revokes nothing.
+A CRL (PEM or DER, like the service's ImportCrl) applies to every certificate its issuer issued:
+the leaf, and each intermediate on the way. A CRL counts only when its signature verifies with
+the key of the CA that issued the certificate in question, so a list forged under a CA's name
+revokes nothing. A ``--crl FILE`` applies whatever trust anchor the chain ends at; an entry of
+the model file's ``crls`` (``model.Crl``) to the trust anchor it names. Both end here: ``decide``
+checks the ``Revocations`` of the trust anchor a request names after the chain reaches it and
+before the profile, as the service does.
 """
 
 from __future__ import annotations
@@ -79,14 +82,18 @@ class Revocations:
             if issuer is None:
                 return
             if self.revoked(current, issuer):
-                raise access_denied(REVOKED)
+                raise access_denied(
+                    REVOKED,
+                    f"serial {current.serial_number} ({current.subject.rfc4514_string()[:200]}) "
+                    f"is revoked by the CRL of {issuer.subject.rfc4514_string()[:200]}",
+                )
             current = issuer if issuer not in anchors else None
 
     def revoked(self, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         for crl in self.crls:
             if crl.issuer != issuer.subject:
                 continue
-            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            if not signed_by(crl, issuer):
                 log.debug("ignoring a CRL of %s: its signature does not verify", crl.issuer)
                 continue
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
@@ -95,4 +102,11 @@ class Revocations:
         return False
 
 
-__all__ = ["REVOKED", "Revocations", "parse_crls"]
+def signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except TypeError:  # a key type that cannot sign CRLs
+        return False
+
+
+__all__ = ["PEM_CRL", "REVOKED", "Revocations", "parse_crls"]

@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from .app import Emulator, Reply, utcnow
 from .certs import TrustAnchors
 from .crl import Revocations
+from .model import Model
 from .params import Rejection, bad_request, error_type_for
 from .verify import Received
 
@@ -174,13 +175,17 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def running(
-    anchors: TrustAnchors,
+    anchors: TrustAnchors | Model,
     clock: Callable[[], datetime] = utcnow,
     port: int = 0,
     revocations: Revocations | None = None,
 ) -> Iterator[EmulatorServer]:
-    """An emulator serving on a background thread for the ``with`` block; ``.url`` is its URL."""
-    server = EmulatorServer.bind(Emulator(anchors, clock, revocations), port)
+    """An emulator serving on a background thread for the ``with`` block; ``.url`` is its URL.
+    ``revocations`` apply whatever the trust anchor, as ``--crl`` does."""
+    model = anchors if isinstance(anchors, Model) else Model.short_form(anchors)
+    if revocations is not None:
+        model = model.with_crls(revocations)
+    server = EmulatorServer.bind(Emulator(model, clock), port)
     thread = threading.Thread(target=server.serve_forever, name="hwsigner-emulator", daemon=True)
     thread.start()
     try:

@@ -43,7 +43,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from .. import sigv4x509
 from ..arns import REGION_NAME
 from .certs import TrustAnchors, check_leaf
-from .crl import Revocations
 from .params import SessionRequest, access_denied, bad_request, session_request
 
 log = logging.getLogger("hwsigner")
@@ -119,14 +118,10 @@ class Grant:
     anchor: x509.Certificate
     region: str
     session: SessionRequest
+    chain: tuple[x509.Certificate, ...] = ()  # the intermediates as sent
 
 
-def verify_create_session(
-    received: Received,
-    anchors: TrustAnchors,
-    now: datetime,
-    revocations: Revocations | None = None,
-) -> Grant:
+def verify_create_session(received: Received, anchors: TrustAnchors, now: datetime) -> Grant:
     """Check signature, certificate and parameters; return the grant or raise ``Rejection``."""
     header = received.single("authorization", "Authorization")
     if header is None:
@@ -153,9 +148,8 @@ def verify_create_session(
     check_signature(received, auth, signed_at, region, public_key)
     check_leaf(leaf, now)
     anchor = anchors.verify_chain(leaf, chain, now)
-    if revocations is not None:
-        revocations.check(leaf, chain, anchors.certificates)
-    return Grant(leaf, anchor, region, session_request(received.target, received.body, region))
+    session = session_request(received.target, received.body, region)
+    return Grant(leaf, anchor, region, session, tuple(chain))
 
 
 def parse_amz_date(value: str | None) -> datetime:
@@ -271,4 +265,10 @@ def check_signature(
         raise access_denied("Invalid signature") from None
 
 
-__all__: Sequence[str] = ["Authorization", "Grant", "Received", "verify_create_session"]
+__all__: Sequence[str] = [
+    "Authorization",
+    "Grant",
+    "Received",
+    "decode_certificate",
+    "verify_create_session",
+]

@@ -18,14 +18,12 @@ ECDSA requests that tpm2-openssl writes.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import ipaddress
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from asn1crypto import algos, core, csr, keys
+from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -97,6 +95,7 @@ def requested_extensions(
 ) -> list[x509.Extension[x509.ExtensionType]]:
     """What a Roles Anywhere leaf needs, and the alternative names when there are any."""
     wanted: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),  # "must include CA: false"
         (x509.KeyUsage(True, False, False, False, False, False, False, False, False), True),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
     ]
@@ -164,75 +163,33 @@ def build_csr(
 
 # ecdsa-with-SHA224/256/384/512 (RFC 5758 §3.2: "the encoding MUST omit the parameters field").
 # tpm2-openssl writes them with a NULL parameter, which cryptography's strict parser refuses.
-_ECDSA_ALG_IDS = tuple(
-    bytes.fromhex("06082a8648ce3d0403") + bytes([n]) + bytes.fromhex("0500") for n in (1, 2, 3, 4)
-)
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _der_items(data: bytes) -> list[bytes]:
-    """The complete TLVs one after another in ``data`` (definite lengths only)."""
-    items, offset = [], 0
-    while offset < len(data):
-        first = data[offset + 1]
-        size, start = (first, offset + 2) if first < 0x80 else (0, offset + 2 + (first & 0x7F))
-        if first >= 0x80:
-            size = int.from_bytes(data[offset + 2 : start], "big")
-        items.append(data[offset : start + size])
-        offset = start + size
-    return items
-
-
 def _without_ecdsa_null(der: bytes) -> bytes:
-    """A CSR whose signature AlgorithmIdentifier drops the NULL after an ecdsa-with-SHA* OID.
+    """The request with no NULL after an ecdsa-with-SHA* signature OID (tpm2-openssl writes one).
 
-    Only the outer AlgorithmIdentifier changes; the signed part and the signature stay as they
-    are, so the signature still verifies.
+    Only the outer AlgorithmIdentifier changes; asn1crypto re-uses the other parts' original
+    bytes, so the signed part and the signature stay as they are and still verify.
     """
-    (outer,) = _der_items(der)
-    header = 2 if outer[1] < 0x80 else 2 + (outer[1] & 0x7F)
-    info, algorithm, signature = _der_items(outer[header:])
-    body = algorithm[2:]
-    if algorithm[:1] == b"\x30" and body in _ECDSA_ALG_IDS:
-        algorithm = b"\x30" + _der_length(len(body) - 2) + body[:-2]
-    content = info + algorithm + signature
-    return b"\x30" + _der_length(len(content)) + content
+    request = csr.CertificationRequest.load(der)
+    algorithm = request["signature_algorithm"]["algorithm"].native
+    if not algorithm.endswith("_ecdsa"):
+        return der
+    request["signature_algorithm"] = {"algorithm": algorithm}
+    return bytes(request.dump())
 
 
 def load_csr(data: bytes, source: str) -> x509.CertificateSigningRequest:
     """A PEM or DER certificate request whose self-signature verifies, or a ConfigError."""
-    csr = None
-    with contextlib.suppress(ValueError, IndexError):
-        der = _pem_body(data)
-        with contextlib.suppress(ValueError):
-            csr = x509.load_der_x509_csr(der)
-        csr = csr or x509.load_der_x509_csr(_without_ecdsa_null(der))
-    if csr is None:
-        raise ConfigError(f"{source} is not a readable certificate request")
-    if not csr.is_signature_valid:
+    try:
+        der = asn1_pem.unarmor(data)[2] if asn1_pem.detect(data) else data
+        request = x509.load_der_x509_csr(_without_ecdsa_null(der))
+    except (ValueError, TypeError):
+        raise ConfigError(f"{source} is not a readable certificate request") from None
+    if not request.is_signature_valid:
         raise ConfigError(f"the signature of the certificate request {source} does not verify")
-    return csr
-
-
-def _pem_body(data: bytes) -> bytes:
-    """The DER inside the first PEM block of ``data`` (``data`` itself when it is not PEM)."""
-    found = re.search(rb"-----BEGIN [A-Z ]+-----([A-Za-z0-9+/=\s]*)-----END", data)
-    return base64.b64decode(b"".join(found.group(1).split())) if found else data
+    return request
 
 
 __all__ = [
-    "SigningRequest",
-    "build_csr",
-    "certification_request_info",
-    "load_csr",
-    "parse_sans",
-    "parse_subject",
-    "requested_extensions",
-    "signature_algorithm",
+    "SigningRequest", "build_csr", "certification_request_info", "load_csr", "parse_sans",
+    "parse_subject", "requested_extensions", "signature_algorithm",
 ]  # fmt: skip
