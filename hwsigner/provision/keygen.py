@@ -22,11 +22,19 @@ from __future__ import annotations
 import os
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, rsa
 
 from ..errors import ConfigError, needs_extra
 from ..keys import KeyOptions
-from . import Algorithm, GeneratedKey, check_algorithm, curve_bits
+from ..keys.file import PrivateKey
+from . import FILE_ONLY, Algorithm, GeneratedKey, check_algorithm, curve_bits
+
+MLDSA: dict[str, type[mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey]]
+MLDSA = {
+    "ml-dsa-44": mldsa.MLDSA44PrivateKey,
+    "ml-dsa-65": mldsa.MLDSA65PrivateKey,
+    "ml-dsa-87": mldsa.MLDSA87PrivateKey,
+}
 
 
 def generate_key(
@@ -36,6 +44,12 @@ def generate_key(
     checked = check_algorithm(algorithm)
     if not ref:
         raise ConfigError("no key reference given", hint="pass --private-key")
+    if checked in FILE_ONLY and (tpm or ref.startswith(("pkcs11:", "handle:"))):
+        raise ConfigError(
+            f"{checked} keys cannot be made in a PKCS#11 token or a TPM (SoftHSM 2.6 and "
+            "TPM 2.0 have no ML-DSA)",
+            hint="give --private-key a file path for an ML-DSA key",
+        )
     if ref.startswith("pkcs11:"):
         if tpm:
             raise ConfigError("--tpm and a pkcs11: URI contradict each other")
@@ -54,7 +68,9 @@ def generate_key(
     return generate_file_key(ref, checked)
 
 
-def new_private_key(algorithm: Algorithm) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+def new_private_key(algorithm: Algorithm) -> PrivateKey:
+    if algorithm.startswith("ml-dsa-"):
+        return MLDSA[algorithm].generate()
     if algorithm.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=curve_bits(algorithm))
     curve = ec.SECP256R1() if algorithm == "ec-p256" else ec.SECP384R1()
