@@ -70,7 +70,7 @@ def needs_extra(extra: str) -> Iterator[None]:
     """Turn the missing library of an optional extra into an error that names the extra.
 
     >>> with needs_extra("pkcs11"):
-    ...     from hwsigner.keys import pkcs11                          # doctest: +SKIP
+    ...     from hwsigner.keys import pkcs11
     """
     try:
         yield
@@ -82,3 +82,9 @@ def needs_extra(extra: str) -> Iterator[None]:
             f"the Python module {library!r} (hwsigner[{extra}]) is not installed",
             hint=f"pip install 'hwsigner[{extra}]'",
         ) from exc
+
+
+__all__ = [
+    "CertificateError", "ConfigError", "HwSignerError", "KeySourceError", "NetworkError",
+    "PasswordError", "ServiceError", "needs_extra",
+]  # fmt: skip

@@ -1,10 +1,14 @@
 """The identity a request is signed with: the leaf certificate, its chain, and its key.
 
+    >>> import tempfile
+    >>> from hwsigner.devpki import DevPki
     >>> from hwsigner.identity import load_identity
-    >>> identity, key = load_identity(certificate="leaf.pem", private_key="leaf.key",
-    ...                               intermediates="issuing-ca.pem")   # doctest: +SKIP
-    >>> identity.certificate.serial_number                            # doctest: +SKIP
-    4242
+    >>> pki = DevPki.create(tempfile.mkdtemp())        # a test CA; a device key it certifies
+    >>> cert, key = pki.new_leaf("ec-p256", "device")
+    >>> identity, key = load_identity(certificate=str(cert), private_key=str(key),
+    ...                               intermediates=str(pki.issuing_cert))
+    >>> identity.certificate.subject.rfc4514_string(), len(identity.chain)
+    ('CN=device,O=hwsigner dev', 1)
 
 Where each part comes from follows AWS's helper: the certificate may carry the key (a combo PEM,
 a PKCS#12 file, a ``pkcs11:`` URI); ``--private-key`` names it otherwise. The key must match the

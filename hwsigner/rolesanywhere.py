@@ -1,15 +1,25 @@
 """The IAM Roles Anywhere CreateSession client: hwsigner's only network code.
 
+    >>> import json, tempfile
     >>> from hwsigner import Settings, load_identity
-    >>> from hwsigner.rolesanywhere import request_credentials
-    >>> identity, key = load_identity("leaf.pem", "leaf.key")  # doctest: +SKIP
-    >>> settings = Settings(trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=PROFILE_ARN,
-    ...                     role_arn=ROLE_ARN)                 # doctest: +SKIP
-    >>> request_credentials(settings, identity, key)  # doctest: +SKIP
-    Credentials(access_key_id='ASIA...', expiration='...')
+    >>> from hwsigner.devpki import DevPki
+    >>> from hwsigner.transport import Response
+    >>> cert, key = DevPki.create(tempfile.mkdtemp()).new_leaf("ec-p256", "device")
+    >>> identity, key = load_identity(str(cert), str(key))
+    >>> def service(request):                  # any Request -> Response callable
+    ...     print(request.method, request.url.split("?")[0])
+    ...     return Response(201, {}, json.dumps({"credentialSet": [{"credentials": {
+    ...         "accessKeyId": "ASIAEXAMPLE0000000", "secretAccessKey": "secret",
+    ...         "sessionToken": "token", "expiration": "2030-01-01T00:00:00Z"}}]}).encode())
+    >>> ra = "arn:aws:rolesanywhere:eu-west-1:111122223333:"
+    >>> settings = Settings(trust_anchor_arn=ra + "trust-anchor/ta", profile_arn=ra + "profile/p",
+    ...                     role_arn="arn:aws:iam::111122223333:role/app")
+    >>> request_credentials(settings, identity, key, transport=service)
+    POST https://rolesanywhere.eu-west-1.amazonaws.com/sessions
+    Credentials(access_key_id='ASIAEXAMPLE0000000', expiration='2030-01-01T00:00:00Z')
 
-The transport is one callable, ``Request -> Response``: tests pass a plain function or point
-the default one at a loopback emulator.
+The transport is one callable, ``Request -> Response``: a plain function (as above), or the
+default ``HttpTransport`` (tests point it at a loopback emulator).
 """
 
 from __future__ import annotations
@@ -283,3 +293,7 @@ def SessionParams(
         region=region,
         endpoint=endpoint,
     )
+
+
+__all__ = ["Target", "Transport", "backoff", "max_attempts", "parse_credentials",
+           "request_credentials", "resolve", "retryable", "service_error", "utcnow"]  # fmt: skip

@@ -1,7 +1,20 @@
 """``credential-process --cache`` answered from the cache before argparse is loaded.
 
-    >>> cached_answer(["--cache", "--certificate", "leaf.pem", ...], os.environ)  # doctest: +SKIP
-    '{"Version":1,"AccessKeyId":"ASIA...",...}'
+    >>> import tempfile
+    >>> from datetime import datetime, timezone
+    >>> from hwsigner.credentials import Credentials
+    >>> from hwsigner.delivery.cache import CredentialCache, cache_key
+    >>> ra = "arn:aws:rolesanywhere:us-east-1:111122223333:"
+    >>> args = ["--cache", "--cache-dir", tempfile.mkdtemp(), "--certificate", "leaf.pem",
+    ...         "--trust-anchor-arn", ra + "trust-anchor/t", "--profile-arn", ra + "profile/p",
+    ...         "--role-arn", "arn:aws:iam::111122223333:role/r"]
+    >>> cached_answer(args, {}) is None         # a miss: the full command runs and fills it
+    True
+    >>> values, expiry = read_flags(args), datetime(2030, 1, 1, tzinfo=timezone.utc)
+    >>> CredentialCache.at(values["cache_dir"], {}).put(cache_key(*cache_inputs(values, {})),
+    ...     Credentials("ASIAEXAMPLE0000000", "secret", "token", expiry))
+    >>> cached_answer(args, {})[:47]
+    '{"Version":1,"AccessKeyId":"ASIAEXAMPLE0000000"'
 
 The AWS CLI runs ``credential_process`` before every command, so a cache hit should cost little
 more than starting Python. Importing ``argparse``, ``json`` or ``re`` would each add more than
@@ -126,3 +139,6 @@ def without_pin_value(uri: str) -> str:
     import re
 
     return re.sub(r"([?&;])pin-value=[^&;]*", r"\1", uri)
+
+
+__all__ = ["cache_inputs", "cached_answer", "read_flags", "without_pin_value"]

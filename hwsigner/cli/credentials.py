@@ -145,3 +145,10 @@ def run_export_credentials(args: argparse.Namespace) -> int:
     text = render(credentials(args), args.format)
     sys.stdout.write(text)
     return 0
+
+
+__all__ = [
+    "add_cache_flags", "add_credential_process_arguments", "add_export_credentials_arguments",
+    "credentials", "fresh_credentials", "process_json", "render", "run_credential_process",
+    "run_export_credentials",
+]  # fmt: skip

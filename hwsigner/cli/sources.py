@@ -5,7 +5,7 @@ variable, or its default, in that order (the first that sets it wins).
     {'role_arn': 'arn:...:role/a', 'reuse_pin': True}
     >>> values = {"role_arn": None, "reuse_pin": False, "session_duration": None}
     >>> settle(values, [("{variable}", {"role_arn": "arn:...:role/a"})])
-    {'role_arn': 'HWSIGNER_ROLE_ARN', 'reuse_pin': 'default', 'session_duration': 'default'}
+    {'role_arn': 'HWSIGNER_ROLE_ARN', 'session_duration': 'default', 'reuse_pin': 'default'}
     >>> values["session_duration"]
     3600
 

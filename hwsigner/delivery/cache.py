@@ -5,7 +5,11 @@
     >>> key = cache_key({"role_arn": "arn:aws:iam::111122223333:role/app"}, files=["leaf.pem"])
     >>> cache.get(key) is None                        # the credential_process JSON, or None
     True
-    >>> with cache.lock(key):                                         # doctest: +SKIP
+    >>> from datetime import datetime, timezone
+    >>> from hwsigner.credentials import Credentials
+    >>> expiry = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    >>> credentials = Credentials("ASIAEXAMPLE0000000", "secret", "token", expiry)
+    >>> with cache.lock(key):                         # one CreateSession for parallel misses
     ...     cache.put(key, credentials)
 
 An entry is one file named after the key, mode 0600, in a directory of mode 0700, replaced
@@ -286,4 +290,4 @@ def _debug(message: str, *args: object) -> None:
         logging.getLogger("hwsigner").debug(message, *args)
 
 
-__all__ = ["CredentialCache", "cache_key"]
+__all__ = ["CredentialCache", "cache_key", "entry_answer", "plain_process_expiration"]

@@ -244,3 +244,10 @@ def issuers_among(
     the service holds the root as a trust anchor."""
     links = walk_chain(leaf, certificates).links
     return tuple(cert for cert in links if not is_self_signed(cert))
+
+
+__all__ = [
+    "TokenCertificate", "TokenKey", "certificate_key", "certificate_values", "find_certificates",
+    "find_private_keys", "inventory", "issuers_among", "key_certificates", "public_key_of",
+    "search", "token_chain",
+]  # fmt: skip
