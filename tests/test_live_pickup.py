@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 import hwsigner
-from hwsigner.devpki import DevPki, LeafKey, key_pem, make_leaf, new_key, pem, write_private
+from hwsigner.devpki import DevPki, key_pem, make_leaf, new_key, pem, write_private
 from hwsigner.keys import PublicKey
 
 from .conftest import RunningEmulator
@@ -76,8 +76,8 @@ def renew(
     return cert
 
 
-def file_leaf(pki: DevPki, directory: Path, name: str) -> tuple[LeafKey, Path, list[str]]:
-    """A software key, its certificate file, and the flags that use them."""
+def file_leaf(pki: DevPki, directory: Path, name: str) -> tuple[PublicKey, Path, list[str]]:
+    """A software key's public half, its certificate file, and the flags that use them."""
     key = new_key("ec-p256")
     cert = directory / f"{name}.pem"
     cert.write_bytes(pem(pki.issue(key.public_key(), name)))
@@ -85,7 +85,7 @@ def file_leaf(pki: DevPki, directory: Path, name: str) -> tuple[LeafKey, Path, l
     write_private(key_path, key_pem(key))
     flags = ["--certificate", str(cert), "--private-key", str(key_path),
              "--intermediates", str(pki.issuing_cert)]  # fmt: skip
-    return key, cert, flags
+    return key.public_key(), cert, flags
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -142,9 +142,9 @@ def device(request: pytest.FixtureRequest, pki: DevPki, tmp_path: Path) -> Itera
     """A file key, a SoftHSM key (certificate on the token) or a swtpm key (certificate file)."""
     kind = request.param
     if kind == "file":
-        key, cert_path, _ = file_leaf(pki, tmp_path, "device")
+        public_key, cert_path, _ = file_leaf(pki, tmp_path, "device")
         settings = {"private_key": str(tmp_path / "device.key")}
-        yield file_device(pki, key.public_key(), cert_path, settings)
+        yield file_device(pki, public_key, cert_path, settings)
     elif kind == "softhsm":
         request.applymarker(pytest.mark.softhsm)
         pytest.importorskip("pkcs11")
@@ -329,7 +329,7 @@ def test_serve_signs_with_what_hwsigner_renew_installed(
 def test_serve_never_uses_another_keys_certificate_nor_one_not_yet_valid(
     pki: DevPki, emulator: RunningEmulator, tmp_path: Path
 ) -> None:
-    key, cert_path, flags = file_leaf(pki, tmp_path, "live-wait")
+    public_key, cert_path, flags = file_leaf(pki, tmp_path, "live-wait")
     expire_in(emulator.url, 4)
     running = Server([*flags, *ARN_FLAGS, "--endpoint", emulator.url])
     try:
@@ -337,7 +337,7 @@ def test_serve_never_uses_another_keys_certificate_nor_one_not_yet_valid(
         stranger = renew(pki, new_key("ec-p256").public_key(), cert_path, "live-stranger")
         before = create_sessions(emulator.url)  # refreshes keep working with the old one
         assert serve_until_new_session(running, emulator, before) == first
-        later = renew(pki, key.public_key(), cert_path, "live-later", valid_in=3)
+        later = renew(pki, public_key, cert_path, "live-later", valid_in=3)
         before = create_sessions(emulator.url)
         assert serve_until_new_session(running, emulator, before) == first  # not valid yet
         while (serial := last_serial(emulator)) == first:
@@ -376,14 +376,14 @@ def open_session(cert: Path, key: Path | None, **extra: object) -> hwsigner.Sess
 def test_a_certificate_waits_until_it_is_valid_and_another_keys_is_never_used(
     pki: DevPki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    key, cert_path, _ = file_leaf(pki, tmp_path, "source")
+    public_key, cert_path, _ = file_leaf(pki, tmp_path, "source")
     now = datetime.now(timezone.utc)
     with open_session(cert_path, tmp_path / "source.key") as session, caplog.at_level(logging.INFO):
         first = session.current_identity(now).certificate
         stranger = renew(pki, new_key("ec-p256").public_key(), cert_path, "stranger")
         for _ in range(3):
             assert session.current_identity(now).certificate == first
-        later = renew(pki, key.public_key(), cert_path, "later", valid_in=3600)
+        later = renew(pki, public_key, cert_path, "later", valid_in=3600)
         assert session.current_identity(now).certificate == first
         assert session.current_identity(now + timedelta(minutes=59)).certificate == first
         assert session.current_identity(now + timedelta(minutes=61)).certificate == later
@@ -397,12 +397,12 @@ def test_a_certificate_waits_until_it_is_valid_and_another_keys_is_never_used(
 def test_an_unchanged_file_is_only_stat_ed(pki: DevPki, tmp_path: Path) -> None:
     """The content is read again only when device, inode, size or mtime changed: a same-size
     rewrite in place that keeps the mtime goes unseen (what one stat per CreateSession buys)."""
-    key, cert_path, _ = file_leaf(pki, tmp_path, "stat")
+    public_key, cert_path, _ = file_leaf(pki, tmp_path, "stat")
     with open_session(cert_path, tmp_path / "stat.key") as session:
         first = session.current_identity().certificate
         info = cert_path.stat()
         tries = (
-            make_leaf(key.public_key(), "stat", pki.issuing, serial=first.serial_number + 1)
+            make_leaf(public_key, "stat", pki.issuing, serial=first.serial_number + 1)
             for _ in range(100)
         )  # ECDSA signatures vary in length: one of the same size as the first
         other = next(cert for cert in tries if len(pem(cert)) == info.st_size)
@@ -461,7 +461,7 @@ def test_a_renewed_combo_pem_and_a_new_intermediates_file_are_picked_up(
 def test_an_unreadable_renewal_keeps_the_old_certificate_until_it_is_fixed(
     pki: DevPki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    key, cert_path, _ = file_leaf(pki, tmp_path, "broken")
+    public_key, cert_path, _ = file_leaf(pki, tmp_path, "broken")
     with open_session(cert_path, tmp_path / "broken.key") as session, caplog.at_level(logging.INFO):
         first = session.current_identity().certificate
         cert_path.write_bytes(b"-----BEGIN CERTIFICATE-----\nhalf written")
@@ -469,7 +469,7 @@ def test_an_unreadable_renewal_keeps_the_old_certificate_until_it_is_fixed(
         assert session.current_identity().certificate == first
         cert_path.unlink()
         assert session.current_identity().certificate == first
-        renewed = renew(pki, key.public_key(), cert_path, "broken-2")
+        renewed = renew(pki, public_key, cert_path, "broken-2")
         assert session.current_identity().certificate == renewed
     told = [r.getMessage() for r in caplog.records if "still signing with" in r.getMessage()]
     assert len(told) == 2, told  # once for the garbage, once for the missing file
@@ -481,13 +481,13 @@ def test_an_unreadable_renewal_keeps_the_old_certificate_until_it_is_fixed(
 def test_the_cache_misses_once_the_certificate_file_changed(
     pki: DevPki, emulator: RunningEmulator, tmp_path: Path
 ) -> None:
-    key, cert_path, flags = file_leaf(pki, tmp_path, "cached")
+    public_key, cert_path, flags = file_leaf(pki, tmp_path, "cached")
     flags = [*flags, *ARN_FLAGS, "--endpoint", emulator.url, "--cache",
              "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     first = process_credentials(run_cli("credential-process", *flags))
     assert process_credentials(run_cli("credential-process", *flags)) == first  # a hit
     assert create_sessions(emulator.url) == 1
-    renewed = renew(pki, key.public_key(), cert_path, "cached-2")
+    renewed = renew(pki, public_key, cert_path, "cached-2")
     second = process_credentials(run_cli("credential-process", *flags))
     assert second != first
     assert create_sessions(emulator.url) == 2

@@ -151,7 +151,7 @@ LAYERS = (
     ("provision", "emulator", "devpki"),
     ("session",),
     ("delivery", "rolesanywhere", "settings", "transport"),
-    ("identity",),
+    ("identity", "certwatch"),
     ("keys",),
     ("sigv4x509", "x509rules", "x509certs", "credentials", "arns"),
     ("errors", "_safe"),

@@ -221,5 +221,5 @@ def _reason(exc: Exception) -> str:
 __all__ = [
     "MLDSA_PRIVATE_KEYS", "FileKey", "MLDSAPrivateKey", "Pkcs12File", "PrivateKey",
     "certificate_hash", "check_key", "hash_for", "load_pkcs12", "parse_private_key",
-    "secret_from_env",
+    "pkcs12_certificates", "secret_from_env",
 ]  # fmt: skip
