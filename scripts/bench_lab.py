@@ -26,13 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # for the test fixtures in tests/
+from lab import ARN_FLAGS, RunningEmulator, start_emulator, stop
 
-from hwsigner.devpki import DevPki  # noqa: E402
-from tests.conftest import RunningEmulator, start_emulator, stop  # noqa: E402
-from tests.helpers import ARN_FLAGS  # noqa: E402
+from hwsigner.devpki import DevPki
+
+REPO = Path(__file__).resolve().parents[1]
 
 DEV_BIN = Path(sys.executable).parent  # this venv, with hwsigner installed in editable mode
 HWSIGNER = str(DEV_BIN / "hwsigner")  # the console script users run
@@ -160,12 +158,9 @@ class Lab:
 
     def add_softhsm(self) -> None:
         """A SoftHSM token with an EC P-256 key generated in it, and its certificate."""
-        try:
-            from tests.softhsm import MODULE, SoftHsm
-        except ImportError as exc:
-            self.missing["softhsm"] = f"cannot import the fixtures: {exc}"
-            return
-        if not (MODULE and shutil.which("softhsm2-util") and shutil.which("pkcs11-tool")):
+        from lab.softhsm import SoftHsm, available
+
+        if not available():
             self.missing["softhsm"] = "needs softhsm2 and OpenSC's pkcs11-tool"
             return
         try:
@@ -183,15 +178,12 @@ class Lab:
 
     def add_swtpm(self) -> None:
         """swtpm on loopback and an EC P-256 key made in it by tpm2-openssl."""
-        try:
-            from tests.swtpm import Swtpm, _openssl_has_tpm2_provider, _tpm2_pytss_importable
-        except ImportError as exc:
-            self.missing["swtpm"] = f"cannot import the fixtures: {exc}"
-            return
-        if not (shutil.which("swtpm") and _tpm2_pytss_importable()):
+        from lab.swtpm import Swtpm, openssl_has_tpm2_provider, tpm2_pytss_importable
+
+        if not (shutil.which("swtpm") and tpm2_pytss_importable()):
             self.missing["swtpm"] = "needs swtpm and tpm2-pytss (pip install 'hwsigner[tpm]')"
             return
-        if not _openssl_has_tpm2_provider():
+        if not openssl_has_tpm2_provider():
             self.missing["swtpm"] = "needs the tpm2-openssl provider to make a key"
             return
         tpm = Swtpm.start(self.directory / "swtpm")
