@@ -39,8 +39,11 @@ FORMATS = ("process", *LINE_FORMATS)
 
 
 def add_credential_process_arguments(parser: argparse.ArgumentParser) -> None:
+    from .agent import add_agent_flags
+
     add_session_flags(parser)
     add_cache_flags(parser)
+    add_agent_flags(parser)
 
 
 def add_cache_flags(parser: argparse.ArgumentParser) -> None:
