@@ -25,7 +25,7 @@ from hwsigner.credentials import Credentials, format_time
 from hwsigner.delivery.cache import CredentialCache, cache_key
 
 from .conftest import RunningEmulator
-from .delivery import create_sessions, isolate_aws
+from .delivery import create_sessions, fail_service, isolate_aws
 from .helpers import process_credentials, run_cli
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -44,14 +44,31 @@ def at(moment: datetime) -> float:
 # The cache module
 
 
-def test_an_entry_is_used_while_more_than_five_minutes_remain(tmp_path: Path) -> None:
+def test_an_entry_is_used_while_more_than_fifteen_minutes_remain(tmp_path: Path) -> None:
+    """botocore runs credential_process again once 15 minutes remain: the cache must not answer
+    it with the same credentials then."""
     cache = CredentialCache(tmp_path / "c")
-    cache.put("k1", credentials_valid_for(60))
-    found = cache.get("k1", at(NOW + timedelta(minutes=54)))
+    cache.put("k1", credentials_valid_for(60), at(NOW))
+    found = cache.get("k1", at(NOW + timedelta(minutes=44)))
     assert found is not None
     assert Credentials.from_process_json(found) == credentials_valid_for(60)
-    assert cache.get("k1", at(NOW + timedelta(minutes=55))) is None
-    assert cache.get("k1", at(NOW + timedelta(minutes=56))) is None
+    assert cache.get("k1", at(NOW + timedelta(minutes=45))) is None
+    assert cache.get("k1", at(NOW + timedelta(minutes=46))) is None
+
+
+def test_a_short_entry_is_used_for_half_its_lifetime(tmp_path: Path) -> None:
+    """A 900-second session stays cacheable: reused for its first 7.5 minutes."""
+    cache = CredentialCache(tmp_path / "c")
+    cache.put("k1", credentials_valid_for(15), at(NOW))
+    assert cache.get("k1", at(NOW + timedelta(minutes=7))) is not None
+    assert cache.get("k1", at(NOW + timedelta(minutes=7.5))) is None
+
+
+def test_a_stale_entry_is_kept_for_an_outage_until_a_minute_remains(tmp_path: Path) -> None:
+    cache = CredentialCache(tmp_path / "c")
+    cache.put("k1", credentials_valid_for(60), at(NOW))
+    assert cache.get("k1", at(NOW + timedelta(minutes=58)), stale=True) is not None
+    assert cache.get("k1", at(NOW + timedelta(minutes=59)), stale=True) is None
 
 
 def test_files_are_0600_in_a_0700_directory(tmp_path: Path) -> None:
@@ -288,10 +305,30 @@ def test_an_entry_about_to_expire_is_refreshed(
     data = json.loads(entry.read_text())
     soon = datetime.now(timezone.utc) + timedelta(minutes=4)
     data["credentials"]["Expiration"] = format_time(soon)
+    data["reuse_until"] = int(soon.timestamp()) - 15 * 60  # as put writes it for an hour
     entry.write_text(json.dumps(data))
     second = cached(*flags, cache_dir=tmp_path / "c")
     assert second["AccessKeyId"] != first["AccessKeyId"]
     assert create_sessions(own_emulator.url) == 2
+
+
+def test_a_failed_refresh_hands_out_the_still_valid_entry_with_a_warning(
+    own_emulator: RunningEmulator, flags: list[str], tmp_path: Path
+) -> None:
+    first = cached(*flags, cache_dir=tmp_path / "c")
+    (entry,) = (tmp_path / "c").glob("*.json")
+    data = json.loads(entry.read_text())
+    data["reuse_until"] = int(time.time()) - 1  # due for a refresh, still valid for an hour
+    entry.write_text(json.dumps(data))
+    fail_service(own_emulator.url)
+    result = run_cli("credential-process", *flags, "--cache", "--cache-dir", tmp_path / "c")
+    assert process_credentials(result)["AccessKeyId"] == first["AccessKeyId"]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("hwsigner: warning: ") and "using cached credentials valid until" in line
+    data["credentials"]["Expiration"] = format_time(datetime.now(timezone.utc) + timedelta(seconds=50))
+    entry.write_text(json.dumps(data))  # under a minute left: not handed out any more
+    result = run_cli("credential-process", *flags, "--cache", "--cache-dir", tmp_path / "c")
+    assert result.returncode == 1 and "ASIA" not in result.stdout
 
 
 def test_a_cache_that_cannot_be_written_still_gives_the_credentials(

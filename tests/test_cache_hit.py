@@ -125,7 +125,7 @@ def test_entries_read_without_json_agree_with_json(
     given = credentials(secret, token)
     cache.put("k", given)
     text = cache.entry_path("k").read_text()
-    answer, expiration = entry_answer(text, "k")
+    answer, expiration, _ = entry_answer(text, "k")
     assert answer == given.to_process_json()
     assert json.loads(answer) == json.loads(text)["credentials"]
     assert expiration == "2030-01-01T00:00:00Z"

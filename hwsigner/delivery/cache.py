@@ -9,8 +9,10 @@
     ...     cache.put(key, credentials)
 
 An entry is one file named after the key, mode 0600, in a directory of mode 0700, replaced
-atomically. It is used only while more than ``CACHE_REUSE_MARGIN`` of validity remains; an
-entry that is unreadable, corrupt, not owned by this user, or readable by others is ignored
+atomically. It is reused while more than min(``CACHE_REUSE_MARGIN``, half its lifetime) of
+validity remains (the moment is written in the entry: ``reuse_until``, seconds since the epoch);
+``get(key, stale=True)`` still hands it out while more than ``LAST_GOOD_MARGIN`` remains, for
+when a refresh fails. An entry that is unreadable, corrupt, not owned by this user, or readable by others is ignored
 (and replaced by the next ``put``), never trusted. The ``lock`` keeps parallel cache misses
 from all calling CreateSession at once.
 
@@ -33,7 +35,7 @@ from contextlib import contextmanager, suppress  # loaded at start-up already
 
 from .._safe import read_file
 from ..errors import ConfigError
-from . import CACHE_REUSE_MARGIN
+from . import CACHE_REUSE_MARGIN, LAST_GOOD_MARGIN
 
 # CPython's own SHA-256: hashlib would load OpenSSL, 2 ms of a cache hit's start-up.
 try:
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # as hwsigner.credentials writes it
 ISO_LAYOUT = "0000-00-00T00:00:00Z"  # its shape: 0 for a digit
 PROCESS_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_ENTRY = 64 * 1024
 
 
@@ -110,27 +112,34 @@ class CredentialCache:
     def _file(self, key: str, suffix: str) -> str:
         return os.path.join(self.directory, key + suffix)
 
-    def get(self, key: str, now: float | None = None) -> str | None:
-        """The cached ``credential_process`` JSON for ``key``, if it is trustworthy and lasts
-        more than ``CACHE_REUSE_MARGIN`` past ``now`` (seconds since the epoch)."""
+    def get(self, key: str, now: float | None = None, *, stale: bool = False) -> str | None:
+        """The cached ``credential_process`` JSON for ``key``, if it is trustworthy and due for
+        reuse at ``now`` (seconds since the epoch); with ``stale``, while it is still good to
+        hand out when a refresh has failed."""
         if not self._directory_usable(create=False):
             return None
         try:
-            answer, expiration = entry_answer(read_private_file(self._file(key, ".json")), key)
+            text = read_private_file(self._file(key, ".json"))
+            answer, expiration, reuse_until = entry_answer(text, key)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             _debug("cache: ignoring entry %s: %s", key[:12], exc)
             return None
-        soon = time.time() if now is None else now
-        if expiration <= time.strftime(ISO_FORMAT, time.gmtime(soon + CACHE_REUSE_MARGIN)):
+        moment = time.time() if now is None else now
+        if stale:
+            good = expiration > time.strftime(ISO_FORMAT, time.gmtime(moment + LAST_GOOD_MARGIN))
+        else:
+            good = moment < reuse_until
+        if not good:
             _debug("cache: entry %s expires too soon", key[:12])
             return None
         _debug("cache: hit %s, valid until %s", key[:12], expiration)
         return answer
 
-    def put(self, key: str, credentials: Credentials) -> None:
-        """Store ``credentials`` under ``key``: a new 0600 file renamed over the old one."""
+    def put(self, key: str, credentials: Credentials, now: float | None = None) -> None:
+        """Store ``credentials``, obtained at ``now``, under ``key``: a new 0600 file renamed
+        over the old one."""
         import json
         import tempfile
 
@@ -138,6 +147,9 @@ class CredentialCache:
         entry = {
             "format": FORMAT_VERSION,
             "key": key,
+            "reuse_until": reuse_until(
+                credentials.expiration.timestamp(), time.time() if now is None else now
+            ),
             "credentials": json.loads(credentials.to_process_json()),
         }
         temp = None
@@ -204,19 +216,25 @@ class CredentialCache:
         return True
 
 
-def entry_answer(text: str, key: str) -> tuple[str, str]:
-    """The ``credential_process`` JSON an entry for ``key`` holds, and its ``Expiration``;
-    ValueError for anything else.
+def reuse_until(expiration: float, now: float) -> int:
+    """When an entry obtained at ``now`` stops being reused: min(``CACHE_REUSE_MARGIN``, half
+    its lifetime) before ``expiration``."""
+    return int(expiration - min(CACHE_REUSE_MARGIN, max(expiration - now, 0) / 2))
+
+
+def entry_answer(text: str, key: str) -> tuple[str, str, int]:
+    """The ``credential_process`` JSON an entry for ``key`` holds, its ``Expiration`` and its
+    ``reuse_until``; ValueError for anything else.
 
     An entry as ``put`` writes it, with plain values, is read here without ``json``; any other
     text (escaped values, other spacing, damage) is read with ``json`` and checked in full.
     """
-    head = f'{{"format":{FORMAT_VERSION},"key":"{key}","credentials":'
+    head = f'{{"format":{FORMAT_VERSION},"key":"{key}","reuse_until":'
     if text.startswith(head) and text.endswith("}"):
-        answer = text[len(head) : -1]
-        expiration = plain_process_expiration(answer)
-        if expiration is not None:
-            return answer, expiration
+        number, comma, rest = text[len(head) : -1].partition(',"credentials":')
+        expiration = plain_process_expiration(rest) if comma and number.isdigit() else None
+        if expiration is not None and number.isascii():
+            return rest, expiration, int(number)
     import json
 
     from .._safe import load_json
@@ -226,8 +244,11 @@ def entry_answer(text: str, key: str) -> tuple[str, str]:
         raise ValueError("not a cache entry")
     if data.get("format") != FORMAT_VERSION or data.get("key") != key:
         raise ValueError("written for another key or format")
+    until = data.get("reuse_until")
+    if type(until) is not int:
+        raise ValueError("reuse_until is not a number")
     expiration = checked_process_json(data["credentials"])
-    return json.dumps(data["credentials"], separators=(",", ":")), expiration
+    return json.dumps(data["credentials"], separators=(",", ":")), expiration, until
 
 
 def plain_process_expiration(text: str) -> str | None:
