@@ -376,3 +376,75 @@ def test_boto3_resolves_credentials_from_a_credential_process_line(
     frozen = [c.get_frozen_credentials() for c in found]
     assert all(f.access_key.startswith("ASIA") and f.token for f in frozen)
     assert create_sessions(own_emulator.url) == (1 if use_cache else 2)
+
+
+# A long-running boto3 program, 46 minutes into an hour-long entry (botocore's clock, and the
+# clock of the credential_process runs it starts, moved forward: waiting is not an option).
+SHIFTED_TIME = """
+import os, time
+shift = float(os.environ.get("HWSIGNER_TEST_CLOCK_SHIFT") or 0)
+if shift:
+    real_time = time.time
+    time.time = lambda: real_time() + shift
+"""
+LONG_RUNNING = """
+import datetime, json, os, sys, urllib.request
+import boto3
+from botocore.credentials import _local_now
+
+emulator, count, shift = sys.argv[1], sys.argv[2], 46 * 60
+
+def runs():
+    with open(count) as f:
+        return len(f.readlines())
+
+def expire_in(seconds):
+    body = json.dumps({"expiresIn": seconds}).encode()
+    urllib.request.urlopen(urllib.request.Request(emulator + "/_emulator/settings", body))
+
+expire_in(3600)
+credentials = boto3.Session(profile_name="device").get_credentials()
+for _ in range(10):
+    credentials.get_frozen_credentials()
+first = runs()
+# 46 minutes later: 14 minutes left, inside botocore's 15-minute refresh window
+credentials._time_fetcher = lambda: _local_now() + datetime.timedelta(seconds=shift)
+os.environ["HWSIGNER_TEST_CLOCK_SHIFT"] = str(shift)
+expire_in(shift + 3600)  # what the emulator issues now lasts an hour on the moved clock
+for _ in range(10):
+    credentials.get_frozen_credentials()
+print(first, runs() - first)
+"""
+
+
+def test_a_long_running_boto3_program_runs_credential_process_once_per_refresh(
+    own_emulator: RunningEmulator,
+    flags: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the last 15 minutes of an entry botocore runs credential_process on every call until
+    it gets credentials with more left: the cache must not answer with the same entry then."""
+    config, _ = isolate_aws(monkeypatch, tmp_path)
+    (tmp_path / "clock").mkdir()
+    (tmp_path / "clock" / "sitecustomize.py").write_text(SHIFTED_TIME)
+    count = tmp_path / "runs"
+    count.touch()
+    wrapper = tmp_path / "hwsigner-counted"
+    wrapper.write_text(
+        f'#!/bin/sh\necho run >> "{count}"\nexec "{sys.executable}" -m hwsigner "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    line = shlex.join([str(wrapper), "credential-process", "--cache", "--cache-dir",
+                       str(tmp_path / "c"), *flags])  # fmt: skip
+    config.write_text(f"[profile device]\ncredential_process = {line}\n")
+    repo = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'clock'}{os.pathsep}{repo}")
+    monkeypatch.delenv("HWSIGNER_TEST_CLOCK_SHIFT", raising=False)
+    result = subprocess.run(
+        [sys.executable, "-c", LONG_RUNNING, own_emulator.url, str(count)],
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1"]  # one run at the start, one at the refresh
+    assert create_sessions(own_emulator.url) == 2
