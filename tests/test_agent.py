@@ -274,3 +274,32 @@ def drain(fd: int) -> bytes:
         seen += chunk
     return seen
 
+
+
+def test_daemon_prints_its_socket_and_pid_once_it_holds_credentials(
+    flags: list[str], tmp_path: Path
+) -> None:
+    sock = tmp_path / "d" / "agent.sock"
+    result = run_cli("agent", "--daemon", "--socket", sock, *flags)
+    assert result.returncode == 0, result.stderr
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.split("\n")
+                   if line)  # fmt: skip
+    assert exports["HWSIGNER_AGENT_SOCKET"] == str(sock)
+    pid = int(exports["HWSIGNER_AGENT_PID"])
+    try:
+        answer = run_cli("credential-process", "--agent", env={"HWSIGNER_AGENT_SOCKET": str(sock)})
+        assert json.loads(answer.stdout)["AccessKeyId"].startswith("ASIA"), answer.stderr
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    import time
+
+    deadline = time.monotonic() + 30
+    while sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sock.exists()  # it removed its socket on the way out
+
+
+def test_daemon_that_cannot_start_says_why(tmp_path: Path) -> None:
+    result = run_cli("agent", "--daemon", "--socket", tmp_path / "s.sock", "--certificate",
+                     tmp_path / "missing.pem", *ARN_FLAGS)  # fmt: skip
+    assert_one_line_error(result, "hwsigner: ")

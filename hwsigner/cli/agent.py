@@ -8,7 +8,8 @@ and then, in ``~/.aws/config``: ``credential_process = hwsigner credential-proce
 The agent runs in the foreground (for a systemd user unit) until SIGINT or SIGTERM; the PIN, if
 the token asks for one, is typed once when it starts. ``--daemon`` goes to the background once
 the first credentials are held (the PIN prompt stays on the terminal until then) and prints the
-``export`` line for ``eval "$(hwsigner agent --daemon ...)"``.
+``export`` lines (the socket, and ``HWSIGNER_AGENT_PID``) for
+``eval "$(hwsigner agent --daemon ...)"``.
 
 ``credential-process --agent [PATH]`` is answered by ``hwsigner.cli.cache_hit.agent_answer`` before
 argparse is loaded; ``--agent-fallback`` lets the full command sign directly when no agent
@@ -60,11 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     path = os.path.abspath(args.socket or default_socket(os.environ))
     ready = daemonize() if args.daemon else None
-    try:
-        return serve(args, path, ready)
-    finally:
-        if ready is not None:
-            os.close(ready)
+    return serve(args, path, ready)
 
 
 def serve(args: argparse.Namespace, path: str, ready: int | None) -> int:
@@ -85,7 +82,8 @@ def serve(args: argparse.Namespace, path: str, ready: int | None) -> int:
         line = f"export HWSIGNER_AGENT_SOCKET={path}\n"
         if ready is not None:
             detach()
-            os.write(ready, line.encode())
+            os.write(ready, f"{line}export HWSIGNER_AGENT_PID={os.getpid()}\n".encode())
+            os.close(ready)  # the waiting parent prints the lines and exits
         else:
             sys.stdout.write(line)
             sys.stdout.flush()

@@ -111,6 +111,11 @@ class AgentServer:
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
+            if os.lstat(directory).st_uid != os.geteuid():
+                raise ConfigError(
+                    f"the directory of {path} belongs to another user",
+                    hint="pass --socket with a path in a directory of your own",
+                )
             if os.path.basename(directory) == "hwsigner":  # the default layout: ours alone
                 os.chmod(directory, 0o700)
             remove_stale(path)
