@@ -143,9 +143,7 @@ def test_fallback_signs_directly(
     assert create_sessions(own_emulator.url) == before + 1
 
 
-def test_the_variable_alone_does_not_switch_agent_mode_on(
-    flags: list[str], tmp_path: Path
-) -> None:
+def test_the_variable_alone_does_not_switch_agent_mode_on(flags: list[str], tmp_path: Path) -> None:
     env = {"HWSIGNER_AGENT_SOCKET": str(tmp_path / "missing.sock")}
     result = run_cli("credential-process", *flags, env=env)
     assert result.returncode == 0, result.stderr
@@ -273,7 +271,6 @@ def drain(fd: int) -> bytes:
             break
         seen += chunk
     return seen
-
 
 
 def test_daemon_prints_its_socket_and_pid_once_it_holds_credentials(

@@ -261,7 +261,7 @@ def test_a_hit_touches_neither_key_nor_network_nor_heavy_modules(
     loaded = set(result.stderr.split())
     ours = {name for name in loaded if name.startswith("hwsigner")}
     assert ours <= {"hwsigner", "hwsigner.cli", "hwsigner.cli.cache_hit", "hwsigner.settings",
-                    "hwsigner.delivery", "hwsigner.delivery.cache",
+                    "hwsigner.delivery", "hwsigner.delivery.cache", "hwsigner.delivery.cache_entry",
                     "hwsigner._safe", "hwsigner.errors"}, ours  # fmt: skip
     heavy = {"cryptography", "pkcs11", "tpm2_pytss", "boto3", "botocore", "asn1crypto"}
     assert not {name.split(".")[0] for name in loaded} & heavy
@@ -271,7 +271,7 @@ def test_a_hit_touches_neither_key_nor_network_nor_heavy_modules(
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.split()  # fmt: skip
     added = loaded - set(bare)
-    assert not added & {"argparse", "json", "re", "pathlib", "typing", "logging"}, added
+    assert not added & {"argparse", "json", "re", "pathlib", "typing", "logging", "contextlib"}, added
     assert create_sessions(own_emulator.url) == 1
 
 
@@ -325,7 +325,9 @@ def test_a_failed_refresh_hands_out_the_still_valid_entry_with_a_warning(
     assert process_credentials(result)["AccessKeyId"] == first["AccessKeyId"]
     (line,) = result.stderr.splitlines()
     assert line.startswith("hwsigner: warning: ") and "using cached credentials valid until" in line
-    data["credentials"]["Expiration"] = format_time(datetime.now(timezone.utc) + timedelta(seconds=50))
+    data["credentials"]["Expiration"] = format_time(
+        datetime.now(timezone.utc) + timedelta(seconds=50)
+    )
     entry.write_text(json.dumps(data))  # under a minute left: not handed out any more
     result = run_cli("credential-process", *flags, "--cache", "--cache-dir", tmp_path / "c")
     assert result.returncode == 1 and "ASIA" not in result.stdout

@@ -17,7 +17,8 @@ import pytest
 from hwsigner.cli.cache_hit import cache_inputs, read_flags
 from hwsigner.cli.parser import build_parser
 from hwsigner.credentials import Credentials
-from hwsigner.delivery.cache import CredentialCache, entry_answer, plain_process_expiration
+from hwsigner.delivery.cache import CredentialCache
+from hwsigner.delivery.cache_entry import entry_answer, plain_process_expiration
 
 from .helpers import ARN_FLAGS, PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["version"]:  # before argparse, which costs more than a bare Python start-up
+        from .. import __version__
+
+        sys.stdout.write(__version__ + "\n")
+        return 0
     if argv[:1] == ["credential-process"]:
         from ..errors import HwSignerError
         from .cache_hit import agent_answer, cached_answer

@@ -50,7 +50,9 @@ def add_credential_process_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cache", action="store_true", help="reuse credentials while over min(15 minutes, half their lifetime) remain"
+        "--cache",
+        action="store_true",
+        help="reuse credentials while over min(15 minutes, half their lifetime) remain",
     )
     parser.add_argument(
         "--cache-dir",

@@ -137,6 +137,7 @@ class AgentServer:
     def serve_until(self, stop: threading.Event) -> None:
         """Answer connections, each on its own thread, until ``stop`` is set; then remove the
         socket."""
+        import contextlib
         import threading
 
         self.listener.settimeout(0.2)
@@ -149,10 +150,8 @@ class AgentServer:
                 threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
         finally:
             self.listener.close()
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self.path)
-            except OSError:
-                pass
 
     def answer(self, conn: socket.socket) -> None:
         """One connection: check the peer, write the credentials (or why not), close."""

@@ -9,20 +9,17 @@
     ...     cache.put(key, credentials)
 
 An entry is one file named after the key, mode 0600, in a directory of mode 0700, replaced
-atomically. It is reused while more than min(``CACHE_REUSE_MARGIN``, half its lifetime) of
-validity remains (the moment is written in the entry: ``reuse_until``, seconds since the epoch);
-``get(key, stale=True)`` still hands it out while more than ``LAST_GOOD_MARGIN`` remains, for
-when a refresh fails. An entry that is unreadable, corrupt, not owned by this user, or readable by others is ignored
-(and replaced by the next ``put``), never trusted. The ``lock`` keeps parallel cache misses
-from all calling CreateSession at once.
+atomically. It is reused while more than min(``CACHE_REUSE_MARGIN``, half its lifetime) remains
+(``put`` writes that moment in it: ``reuse_until``); ``get(key, stale=True)``, for when a refresh
+fails, while more than ``LAST_GOOD_MARGIN`` remains. An entry that is unreadable, corrupt, not
+owned by this user, or readable by others is ignored (and replaced), never trusted. ``lock``
+keeps parallel misses from all calling CreateSession at once.
 
-A cache hit must not load ``cryptography`` or a key backend, and is worth keeping cheap: the
-AWS CLI runs ``credential_process`` before every command. This module imports nothing a bare
-``python`` has not loaded already but ``hwsigner.errors``, ``hwsigner._safe`` (its bounded file
-reader) and CPython's SHA-256: not ``json``, ``re`` or ``pathlib``, each of which costs more
-than half of a bare interpreter's start-up (docs/performance.md). An entry in the layout
-``put`` writes is read without ``json``; any other text is read with ``_safe.load_json`` (bounded
-size and depth), in full.
+A cache hit must stay cheap (the AWS CLI runs ``credential_process`` before every command): this
+module imports nothing a bare ``python`` has not loaded but ``hwsigner.errors``,
+``hwsigner._safe`` and CPython's SHA-256 (not ``json``, ``re``, ``pathlib`` or ``contextlib``:
+docs/performance.md). An entry in the layout ``put`` writes is read without ``json``; any other
+text with ``_safe.load_json`` (bounded size and depth), in full.
 """
 
 from __future__ import annotations
@@ -31,11 +28,11 @@ import os
 import stat
 import sys
 import time
-from contextlib import contextmanager, suppress  # loaded at start-up already
 
 from .._safe import read_file
 from ..errors import ConfigError
-from . import CACHE_REUSE_MARGIN, LAST_GOOD_MARGIN
+from . import LAST_GOOD_MARGIN
+from .cache_entry import FORMAT_VERSION, entry_answer, reuse_until
 
 # CPython's own SHA-256: hashlib would load OpenSSL, 2 ms of a cache hit's start-up.
 try:
@@ -48,16 +45,12 @@ except ImportError:
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Mapping
     from pathlib import Path
-    from typing import Any
 
     from ..credentials import Credentials
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # as hwsigner.credentials writes it
-ISO_LAYOUT = "0000-00-00T00:00:00Z"  # its shape: 0 for a digit
-PROCESS_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
-FORMAT_VERSION = 2
 MAX_ENTRY = 64 * 1024
 
 
@@ -168,29 +161,16 @@ class CredentialCache:
             ) from None
         finally:
             if temp is not None:
-                with suppress(OSError):
+                try:  # noqa: SIM105 - contextlib is not loaded on a hit
                     os.unlink(temp)
+                except OSError:
+                    pass
 
-    @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """An exclusive ``flock`` for ``key`` while the ``with`` block runs: one CreateSession
+    def lock(self, key: str) -> EntryLock:
+        """An exclusive ``flock`` for ``key`` while a ``with`` block runs: one CreateSession
         for many parallel misses."""
-        import fcntl
-
         self._directory_usable(create=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(self._file(key, ".lock"), flags, 0o600)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot lock the cache entry in {self.directory}: {exc.strerror or exc}",
-                hint="pass --cache-dir with a directory of your own",
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        return EntryLock(self._file(key, ".lock"), self.directory)
 
     def _directory_usable(self, *, create: bool) -> bool:
         """Whether the directory exists and is ours; make it 0700. Raises for a foreign one."""
@@ -216,80 +196,33 @@ class CredentialCache:
         return True
 
 
-def reuse_until(expiration: float, now: float) -> int:
-    """When an entry obtained at ``now`` stops being reused: min(``CACHE_REUSE_MARGIN``, half
-    its lifetime) before ``expiration``."""
-    return int(expiration - min(CACHE_REUSE_MARGIN, max(expiration - now, 0) / 2))
+class EntryLock:
+    """``with cache.lock(key):``: an exclusive ``flock`` on the entry's lock file."""
 
+    __slots__ = ("directory", "fd", "path")
 
-def entry_answer(text: str, key: str) -> tuple[str, str, int]:
-    """The ``credential_process`` JSON an entry for ``key`` holds, its ``Expiration`` and its
-    ``reuse_until``; ValueError for anything else.
+    def __init__(self, path: str, directory: str) -> None:
+        self.path, self.directory, self.fd = path, directory, -1
 
-    An entry as ``put`` writes it, with plain values, is read here without ``json``; any other
-    text (escaped values, other spacing, damage) is read with ``json`` and checked in full.
-    """
-    head = f'{{"format":{FORMAT_VERSION},"key":"{key}","reuse_until":'
-    if text.startswith(head) and text.endswith("}"):
-        number, comma, rest = text[len(head) : -1].partition(',"credentials":')
-        expiration = plain_process_expiration(rest) if comma and number.isdigit() else None
-        if expiration is not None and number.isascii():
-            return rest, expiration, int(number)
-    import json
+    def __enter__(self) -> None:
+        import fcntl
 
-    from .._safe import load_json
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self.fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock the cache entry in {self.directory}: {exc.strerror or exc}",
+                hint="pass --cache-dir with a directory of your own",
+            ) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
 
-    data = load_json(text)
-    if not isinstance(data, dict):
-        raise ValueError("not a cache entry")
-    if data.get("format") != FORMAT_VERSION or data.get("key") != key:
-        raise ValueError("written for another key or format")
-    until = data.get("reuse_until")
-    if type(until) is not int:
-        raise ValueError("reuse_until is not a number")
-    expiration = checked_process_json(data["credentials"])
-    return json.dumps(data["credentials"], separators=(",", ":")), expiration, until
-
-
-def plain_process_expiration(text: str) -> str | None:
-    """The ``Expiration`` of ``text`` if it is a ``credential_process`` object in the compact
-    layout ``Credentials.to_process_json`` writes, with values JSON writes as they are (printable
-    ASCII, no quote or backslash: that makes the split exact); None otherwise."""
-    head = '{"Version":1,"'
-    if not (text.startswith(head) and text.endswith('"}')):
-        return None
-    fields = {}
-    for part in text[len(head) : -2].split('","'):
-        name, colon, value = part.partition('":"')
-        if not (colon and value and value.isascii() and value.isprintable()):
-            return None
-        if '"' in value or "\\" in value:
-            return None
-        fields[name] = value
-    if tuple(fields) != PROCESS_FIELDS or not is_utc_time(fields["Expiration"]):
-        return None
-    return fields["Expiration"]
-
-
-def is_utc_time(text: str) -> bool:
-    """Whether ``text`` is a time in the one form ``ISO_FORMAT`` writes."""
-    if len(text) != len(ISO_LAYOUT):
-        return False
-    pairs = zip(text, ISO_LAYOUT, strict=True)
-    return all((c in "0123456789") if shape == "0" else c == shape for c, shape in pairs)
-
-
-def checked_process_json(data: Any) -> str:
-    """The ``Expiration`` of a well-formed ``credential_process`` object; ValueError if not.
-    (Expirations in one fixed UTC form compare as strings: a cache hit needs no ``datetime``.)"""
-    if not isinstance(data, dict) or data.get("Version") != 1:
-        raise ValueError("not credential_process JSON")
-    for name in PROCESS_FIELDS:
-        if not isinstance(data.get(name), str) or not data[name]:
-            raise ValueError(f"{name} is missing")
-    if not is_utc_time(data["Expiration"]):
-        raise ValueError("Expiration is not in YYYY-MM-DDTHH:MM:SSZ form")
-    return str(data["Expiration"])
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self.fd)  # closing releases the lock
 
 
 def read_private_file(path: str | os.PathLike[str]) -> str:
