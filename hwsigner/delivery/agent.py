@@ -11,21 +11,23 @@ JSON from its keeper and one newline, and closes; ``error: TEXT`` instead when i
 credentials. The socket's directory is made 0700 and the socket 0600: the kernel keeps other
 users out, and the peer check would refuse them if permissions were loosened.
 
-The client half (``default_socket``, ``ask_agent``) imports only ``os`` and ``socket``: it is
-what ``credential-process --agent`` runs, before argparse; the server half imports what it needs
+The client half (``default_socket``, ``ask_agent``) is what ``credential-process --agent`` runs,
+before argparse: it uses CPython's ``_socket`` directly (the ``socket`` module loads ``enum``
+and ``selectors``, more than the rest of the client). The server half imports what it needs
 when it runs.
 """
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
-import struct
+import sys
 
 from ..errors import HwSignerError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
+    import socket
     import threading
     from collections.abc import Mapping
 
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 SOCKET_ENV = "HWSIGNER_AGENT_SOCKET"
 MAX_ANSWER = 64 * 1024
 CLIENT_TIMEOUT = 10.0
-PEER = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 class AgentUnavailable(HwSignerError):
@@ -57,22 +58,26 @@ def client_socket(path: str | None, env: Mapping[str, str]) -> str:
     return path or env.get(SOCKET_ENV) or default_socket(env)
 
 
-def peer_uid(conn: socket.socket) -> int:
-    """The user id of the process at the other end of a Unix socket."""
-    return int(PEER.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER.size))[1])
+def peer_uid(conn: _socket.socket | socket.socket) -> int:
+    """The user id of the process at the other end of a Unix socket (``struct ucred``: pid,
+    uid, gid, three native ints)."""
+    ucred = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return int.from_bytes(ucred[4:8], sys.byteorder, signed=True)
 
 
 def ask_agent(path: str, timeout: float = CLIENT_TIMEOUT) -> str:
     """The ``credential_process`` JSON the agent at ``path`` answers; AgentUnavailable if not."""
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(timeout)
-            conn.connect(path)
-            if peer_uid(conn) != os.geteuid():
-                raise AgentUnavailable(f"the agent socket {path} belongs to another user")
-            answer = receive_all(conn)
+        conn.settimeout(timeout)
+        conn.connect(path)
+        if peer_uid(conn) != os.geteuid():
+            raise AgentUnavailable(f"the agent socket {path} belongs to another user")
+        answer = receive_all(conn)
     except OSError as exc:
         raise AgentUnavailable(f"no agent answers on {path}: {exc.strerror or exc}") from None
+    finally:
+        conn.close()
     text = answer.decode("ascii", errors="replace").strip()
     if text.startswith("{") and text.endswith("}") and "\n" not in text:
         return text
@@ -82,7 +87,7 @@ def ask_agent(path: str, timeout: float = CLIENT_TIMEOUT) -> str:
     raise AgentUnavailable(f"the agent on {path} has no credentials: {reason}")
 
 
-def receive_all(conn: socket.socket) -> bytes:
+def receive_all(conn: _socket.socket) -> bytes:
     parts: list[bytes] = []
     size = 0
     while size <= MAX_ANSWER:
@@ -106,6 +111,8 @@ class AgentServer:
     def listen(cls, keeper: CredentialKeeper, path: str) -> AgentServer:
         """Bind ``path`` (0600, in a 0700 directory made if missing); a stale socket is
         replaced, a live agent's is not."""
+        import socket
+
         from ..errors import ConfigError
 
         directory = os.path.dirname(os.path.abspath(path))
@@ -179,6 +186,7 @@ class AgentServer:
 
 def remove_stale(path: str) -> None:
     """Remove a socket nobody listens on; refuse to replace a live agent or a non-socket."""
+    import socket
     import stat
 
     from ..errors import ConfigError
