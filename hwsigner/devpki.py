@@ -3,6 +3,7 @@
     >>> from hwsigner.devpki import DevPki
     >>> pki = DevPki.create("/tmp/pki")                                 # doctest: +SKIP
     >>> cert_path = pki.issue_file(public_key, "device-0001")           # doctest: +SKIP
+    >>> crl = pki.revoke([old_certificate])                             # doctest: +SKIP
 
 For demos, tests and trying things out; not for production (the CA keys sit in plain files).
 Leaves are X.509 v3, not CAs, with keyUsage digitalSignature and extendedKeyUsage clientAuth,
@@ -15,6 +16,7 @@ import base64
 import contextlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -60,8 +62,10 @@ def make_ca(
     *,
     now: datetime | None = None,
     days: int = 3650,
+    path_length: int | None = None,
 ) -> x509.Certificate:
-    """A CA certificate: self-signed when ``issuer`` is None."""
+    """A CA certificate: self-signed when ``issuer`` is None; ``path_length``: at most that many
+    CAs under it (RFC 5280 pathLenConstraint)."""
     now = now or datetime.now(timezone.utc)
     issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (name(common_name), key)
     builder = (
@@ -72,7 +76,7 @@ def make_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
@@ -94,13 +98,15 @@ def make_leaf(
     now: datetime | None = None,
     days: int = 365,
     serial: int | None = None,
+    subject: x509.Name | None = None,
 ) -> x509.Certificate:
-    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires."""
+    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires;
+    ``subject`` replaces ``O=hwsigner dev, CN=<common_name>``."""
     now = now or datetime.now(timezone.utc)
     ca_cert, ca_key = issuer
     return (
         x509.CertificateBuilder()
-        .subject_name(name(common_name))
+        .subject_name(subject or name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(serial or x509.random_serial_number())
@@ -118,6 +124,33 @@ def make_leaf(
         )
         .sign(ca_key, hashes.SHA256())
     )
+
+
+def make_crl(
+    serials: Sequence[int],
+    issuer: tuple[x509.Certificate, CaKey],
+    *,
+    now: datetime | None = None,
+    days: int = 30,
+) -> x509.CertificateRevocationList:
+    """A CRL signed by ``issuer`` that revokes ``serials`` (RFC 5280 section 5)."""
+    now = now or datetime.now(timezone.utc)
+    ca_cert, ca_key = issuer
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=days))
+        .add_extension(x509.CRLNumber(int(now.timestamp())), False)
+    )
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(now - timedelta(minutes=1))
+            .build()
+        )
+    return builder.sign(ca_key, hashes.SHA256())
 
 
 def pem(cert: x509.Certificate) -> bytes:
@@ -281,6 +314,15 @@ class DevPki:
         target = path or self.directory / f"{common_name}.pem"
         target.write_bytes(pem(cert))
         return target
+
+    def revoke(
+        self, certificates: Sequence[x509.Certificate], *, by_root: bool = False
+    ) -> x509.CertificateRevocationList:
+        """A CRL of the issuing CA (or the root) that revokes ``certificates``."""
+        return make_crl([cert.serial_number for cert in certificates], self.ca(by_root))
+
+    def ca(self, by_root: bool = False) -> tuple[x509.Certificate, CaKey]:
+        return self.root if by_root else self.issuing
 
     def new_leaf(self, kind: str, common_name: str, *, by_root: bool = False) -> tuple[Path, Path]:
         """A software key of ``kind`` and its certificate, as ``(cert path, key path)``."""
