@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 import time
 
+from .._log import debug
 from .._safe import read_file
 from ..errors import ConfigError
 from . import LAST_GOOD_MARGIN
@@ -117,7 +117,7 @@ class CredentialCache:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            _debug("cache: ignoring entry %s: %s", key[:12], exc)
+            debug("cache: ignoring entry %s: %s", key[:12], exc)
             return None
         moment = time.time() if now is None else now
         if stale:
@@ -125,9 +125,9 @@ class CredentialCache:
         else:
             good = moment < reuse_until
         if not good:
-            _debug("cache: entry %s expires too soon", key[:12])
+            debug("cache: entry %s expires too soon", key[:12])
             return None
-        _debug("cache: hit %s, valid until %s", key[:12], expiration)
+        debug("cache: hit %s, valid until %s", key[:12], expiration)
         return answer
 
     def put(self, key: str, credentials: Credentials, now: float | None = None) -> None:
@@ -231,13 +231,6 @@ def read_private_file(path: str | os.PathLike[str]) -> str:
     ValueError names what is wrong with a file that exists but must not be trusted.
     """
     return read_file(path, MAX_ENTRY, private=True).decode("utf-8", errors="replace")
-
-
-def _debug(message: str, *args: object) -> None:
-    """Log only if ``logging`` is loaded (``--debug`` loads it; a cache hit does not)."""
-    logging = sys.modules.get("logging")
-    if logging is not None:
-        logging.getLogger("hwsigner").debug(message, *args)
 
 
 __all__ = ["CredentialCache", "cache_key"]
