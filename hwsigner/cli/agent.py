@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace, path: str, ready: int | None) -> int:
     import logging
+    from datetime import timedelta
 
+    from ..delivery import CACHE_REUSE_MARGIN
     from ..delivery.agent import AgentServer
     from ..delivery.keeper import CredentialKeeper
     from ..session import Session
@@ -77,7 +79,9 @@ def serve(args: argparse.Namespace, path: str, ready: int | None) -> int:
     log_to_stderr()
     stop = stop_on_signals()
     with Session.open(settings) as session:  # the one PIN prompt, if any
-        keeper = CredentialKeeper(session.fetch, initial=session.fetch())
+        # its clients are credential_process clients: refresh before botocore's 15 minutes
+        margin = timedelta(seconds=CACHE_REUSE_MARGIN)
+        keeper = CredentialKeeper(session.fetch, initial=session.fetch(), refresh_margin=margin)
         server = AgentServer.listen(keeper, path)
         line = f"export HWSIGNER_AGENT_SOCKET={path}\n"
         if ready is not None:
