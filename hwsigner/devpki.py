@@ -12,37 +12,33 @@ signed with SHA-256: what IAM Roles Anywhere requires.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ConfigError
 from .keys.backend import PublicKey
+from .keys.file import MLDSA_PRIVATE_KEYS, MLDSAPrivateKey, certificate_hash
+from .keys.file import PrivateKey as LeafKey
 
-CaKey = ec.EllipticCurvePrivateKey
-LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521")
+CaKey = ec.EllipticCurvePrivateKey | MLDSAPrivateKey  # ML-DSA signs without a hash (RFC 9881)
+KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521", "ml-dsa-44", "ml-dsa-65")
 
 
 def new_key(kind: str) -> LeafKey:
     """A software key of one of ``KEY_TYPES``."""
+    if kind.startswith("ml-dsa-"):
+        return MLDSA_PRIVATE_KEYS[("44", "65", "87").index(kind[7:])].generate()
     if kind.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[4:]))
-    curves: dict[str, ec.EllipticCurve] = {
-        "ec-p256": ec.SECP256R1(),
-        "ec-p384": ec.SECP384R1(),
-        "ec-p521": ec.SECP521R1(),
-    }
+    curves = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1(), "ec-p521": ec.SECP521R1()}
     return ec.generate_private_key(curves[kind])
 
 
@@ -87,7 +83,7 @@ def make_ca(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), False
         )
-    return builder.sign(signer, hashes.SHA256())
+    return builder.sign(signer, certificate_hash(signer))
 
 
 def make_leaf(
@@ -122,7 +118,7 @@ def make_leaf(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca_key, certificate_hash(ca_key))
     )
 
 
@@ -150,7 +146,7 @@ def make_crl(
             .revocation_date(now - timedelta(minutes=1))
             .build()
         )
-    return builder.sign(ca_key, hashes.SHA256())
+    return builder.sign(ca_key, certificate_hash(ca_key))
 
 
 def pem(cert: x509.Certificate) -> bytes:
@@ -167,66 +163,34 @@ def key_pem(key: LeafKey | CaKey) -> bytes:
 
 # ecdsa-with-SHA224/256/384/512 (RFC 5758 §3.2: "the encoding MUST omit the parameters field").
 # tpm2-openssl writes them with a NULL parameter, which cryptography's strict parser refuses.
-_ECDSA_ALG_IDS = tuple(
-    bytes.fromhex("06082a8648ce3d0403") + bytes([n]) + bytes.fromhex("0500") for n in (1, 2, 3, 4)
-)
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _der_items(data: bytes) -> list[bytes]:
-    """The complete TLVs one after another in ``data`` (definite lengths only)."""
-    items, offset = [], 0
-    while offset < len(data):
-        first = data[offset + 1]
-        size, start = (first, offset + 2) if first < 0x80 else (0, offset + 2 + (first & 0x7F))
-        if first >= 0x80:
-            size = int.from_bytes(data[offset + 2 : start], "big")
-        items.append(data[offset : start + size])
-        offset = start + size
-    return items
-
-
 def _without_ecdsa_null(der: bytes) -> bytes:
-    """A CSR whose signature AlgorithmIdentifier drops the NULL after an ecdsa-with-SHA* OID.
+    """The request with no NULL after an ecdsa-with-SHA* signature OID (tpm2-openssl writes one).
 
-    Only the outer AlgorithmIdentifier changes; the signed part and the signature stay as they
-    are, so the signature still verifies.
+    Only the outer AlgorithmIdentifier changes; asn1crypto re-uses the other parts' original
+    bytes, so the signed part and the signature stay as they are and still verify.
     """
-    (outer,) = _der_items(der)
-    header = 2 if outer[1] < 0x80 else 2 + (outer[1] & 0x7F)
-    info, algorithm, signature = _der_items(outer[header:])
-    body = algorithm[2:]
-    if algorithm[:1] == b"\x30" and body in _ECDSA_ALG_IDS:
-        algorithm = b"\x30" + _der_length(len(body) - 2) + body[:-2]
-    content = info + algorithm + signature
-    return b"\x30" + _der_length(len(content)) + content
+    from asn1crypto import csr as asn1_csr
+
+    request = asn1_csr.CertificationRequest.load(der)
+    algorithm = request["signature_algorithm"]["algorithm"].native
+    if not algorithm.endswith("_ecdsa"):
+        return der
+    request["signature_algorithm"] = {"algorithm": algorithm}
+    return bytes(request.dump())
 
 
 def load_csr(data: bytes, source: str) -> x509.CertificateSigningRequest:
     """A PEM or DER certificate request whose self-signature verifies, or a ConfigError."""
-    csr = None
-    with contextlib.suppress(ValueError, IndexError):
-        der = _pem_body(data)
-        with contextlib.suppress(ValueError):
-            csr = x509.load_der_x509_csr(der)
-        csr = csr or x509.load_der_x509_csr(_without_ecdsa_null(der))
-    if csr is None:
-        raise ConfigError(f"{source} is not a readable certificate request")
+    from asn1crypto import pem as asn1_pem
+
+    try:
+        der = asn1_pem.unarmor(data)[2] if asn1_pem.detect(data) else data
+        csr = x509.load_der_x509_csr(_without_ecdsa_null(der))
+    except (ValueError, TypeError):
+        raise ConfigError(f"{source} is not a readable certificate request") from None
     if not csr.is_signature_valid:
         raise ConfigError(f"the signature of the certificate request {source} does not verify")
     return csr
-
-
-def _pem_body(data: bytes) -> bytes:
-    """The DER inside the first PEM block of ``data`` (``data`` itself when it is not PEM)."""
-    found = re.search(rb"-----BEGIN [A-Z ]+-----([A-Za-z0-9+/=\s]*)-----END", data)
-    return base64.b64decode(b"".join(found.group(1).split())) if found else data
 
 
 def load_public_key(path: Path) -> PublicKey:
@@ -242,8 +206,8 @@ def load_public_key(path: Path) -> PublicKey:
             raise ConfigError(f"{path} holds no readable public key") from None
     else:
         key = load_csr(data, str(path)).public_key()
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise ConfigError(f"{path}: only RSA and EC keys can be certified here")
+    if not isinstance(key, PublicKey):
+        raise ConfigError(f"{path}: only RSA, EC and ML-DSA keys can be certified here")
     return key
 
 
@@ -295,7 +259,7 @@ class DevPki:
         def pair(stem: str) -> tuple[x509.Certificate, CaKey]:
             cert = x509.load_pem_x509_certificate((path / f"{stem}.pem").read_bytes())
             key = serialization.load_pem_private_key((path / f"{stem}.key").read_bytes(), None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            assert isinstance(key, CaKey)
             return cert, key
 
         return cls(path, pair("root-ca"), pair("issuing-ca"))

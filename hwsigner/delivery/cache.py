@@ -29,7 +29,7 @@ import stat
 import time
 
 from .._log import debug
-from .._safe import read_file
+from .._safe import read_file, read_reference
 from ..errors import ConfigError
 from . import LAST_GOOD_MARGIN
 from .cache_entry import FORMAT_VERSION, entry_answer, reuse_until
@@ -72,7 +72,7 @@ def cache_key(fields: Mapping[str, object], files: Iterable[str] = ()) -> str:
     for path in files:
         digest.update(b"\0file\0" + path.encode())
         try:
-            digest.update(sha256(read_file(path)).digest())
+            digest.update(sha256(read_reference(path)).digest())
         except (OSError, ValueError) as exc:
             digest.update(f"unreadable:{getattr(exc, 'errno', None) or exc}".encode())
     return str(digest.hexdigest())
