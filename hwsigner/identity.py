@@ -17,12 +17,12 @@ certificate, compared by public key, before anything is sent.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from ._log import debug
 from .errors import CertificateError, ConfigError
 from .keys import KeyBackend, KeyOptions, PublicKey, open_key
 from .sigv4x509 import CertificateHeaders, algorithm_for, x509_headers
@@ -35,8 +35,6 @@ from .x509certs import (
     spki,
 )
 from .x509rules import chain_to_send
-
-log = logging.getLogger("hwsigner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +169,7 @@ def open_identity(
     except BaseException:
         key.close()
         raise
-    log.debug(
+    debug(
         "key: %s; certificate serial %d; chain of %d",
         key.description,
         leaf.serial_number,

@@ -25,7 +25,6 @@ default ``HttpTransport`` (tests point it at a loopback emulator).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import time
@@ -36,6 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ._log import debug
 from ._safe import load_json, one_line
 from .arns import endpoint_url, parse_arn, signing_region
 from .credentials import Credentials
@@ -45,8 +45,6 @@ from .keys import KeyBackend
 from .settings import Settings
 from .sigv4x509 import Request, sign
 from .transport import HttpTransport, Response, check_endpoint
-
-log = logging.getLogger("hwsigner")
 
 Transport = Callable[[Request], Response]
 
@@ -185,28 +183,28 @@ def request_credentials(
     target = target or resolve(settings, env)
     transport = transport or HttpTransport.from_env(env)
     attempts = max_attempts(env)
-    log.debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
-    log.debug("request body: %s", target.body.decode())
+    debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
+    debug("request body: %s", target.body.decode())
     check_endpoint(target.url)
     request = Request("POST", target.url, (("Content-Type", "application/json"),), target.body)
     signer = identity.signer(key)
     for attempt in range(1, attempts + 1):
         signed = sign(request, signer, target.region, clock())
-        log.debug("canonical request:\n%s", signed.canonical_request)
-        log.debug("string to sign:\n%s", signed.string_to_sign)
+        debug("canonical request:\n%s", signed.canonical_request)
+        debug("string to sign:\n%s", signed.string_to_sign)
         try:
             response = transport(signed.request)
         except NetworkError as exc:
             if attempt == attempts:
                 raise
-            log.debug("attempt %d of %d failed: %s", attempt, attempts, exc)
+            debug("attempt %d of %d failed: %s", attempt, attempts, exc)
         else:
             if response.status in (200, 201):
                 return parse_credentials(response, clock())
             error = service_error(response)
             if not retryable(error) or attempt == attempts:
                 raise error
-            log.debug("attempt %d of %d failed: %s", attempt, attempts, error)
+            debug("attempt %d of %d failed: %s", attempt, attempts, error)
         sleep(backoff(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 from bench_lab import HWSIGNER, Lab
 from bench_report import Report
-
-from tests.helpers import ROLE_ARN
+from lab import ROLE_ARN
 
 CLIENTS = (1, 8, 64)
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"

@@ -70,6 +70,34 @@ def cached_answer(args: Sequence[str], env: Mapping[str, str]) -> str | None:
         return None  # the full command reports it
 
 
+def agent_answer(args: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The running agent's ``credential_process`` JSON when ``args`` hold ``--agent [PATH]``;
+    None without ``--agent``, or when no agent answers and ``--agent-fallback`` asks the full
+    command to sign directly. Raises ``AgentUnavailable`` when no agent answers otherwise."""
+    path = agent_flag(args)
+    if path is None:
+        return None
+    from ..delivery.agent import AgentUnavailable, ask_agent, client_socket
+
+    try:
+        return ask_agent(client_socket(path, env))
+    except AgentUnavailable:
+        if "--agent-fallback" in args:
+            return None
+        raise
+
+
+def agent_flag(args: Sequence[str]) -> str | None:
+    """The PATH of ``--agent [PATH]`` / ``--agent=PATH`` ("" for none), or None without it."""
+    for index, arg in enumerate(args):
+        if arg == "--agent":
+            following = args[index + 1] if index + 1 < len(args) else ""
+            return "" if following.startswith("-") else following
+        if arg.startswith("--agent="):
+            return arg.partition("=")[2]
+    return None
+
+
 def read_flags(
     args: Sequence[str], env: Mapping[str, str] | None = None
 ) -> dict[str, object] | None:
@@ -141,4 +169,4 @@ def without_pin_value(uri: str) -> str:
     return re.sub(r"([?&;])pin-value=[^&;]*", r"\1", uri)
 
 
-__all__ = ["cache_inputs", "cached_answer", "read_flags", "without_pin_value"]
+__all__ = ["agent_answer", "cache_inputs", "cached_answer", "read_flags", "without_pin_value"]

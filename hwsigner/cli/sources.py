@@ -39,7 +39,12 @@ if TYPE_CHECKING:
 TRUE_WORDS = ("1", "true", "yes")
 FALSE_WORDS = ("0", "false", "no")
 # Same prefix, their own meaning: no setting may be named so that its variable is one of these.
-OTHER_VARIABLES = ("HWSIGNER_PKCS11_PIN", "HWSIGNER_TPM_PARENT_PASSWORD", "HWSIGNER_AGENT_SOCKET")
+OTHER_VARIABLES = (
+    "HWSIGNER_PKCS11_PIN",
+    "HWSIGNER_TPM_PARENT_PASSWORD",
+    "HWSIGNER_AGENT_SOCKET",
+    "HWSIGNER_AGENT_PID",  # printed by agent --daemon, for kill
+)
 REFUSED_VARIABLES = {
     "HWSIGNER_NO_VERIFY_SSL": "a variable that silently turns off TLS checks is a trap; "
     "pass --no-verify-ssl on the command line",
