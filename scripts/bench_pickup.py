@@ -19,10 +19,10 @@ from typing import Any
 
 from bench_lab import Lab
 from bench_report import Report, interleaved, micros, millis
+from lab import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
 from hwsigner.session import Session
 from hwsigner.settings import Settings
-from tests.helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
 BATCHES = {"file": 200, "softhsm": 20, "swtpm": 200}
 FLAG_SETTINGS = {
