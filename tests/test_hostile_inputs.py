@@ -141,6 +141,8 @@ class FakeKeeper:
         expiry = datetime.now(timezone.utc) + timedelta(hours=1)
         return Credentials("ASIAEXAMPLEEXAMPLE", "secret", "token", expiry)
 
+    fresh = get
+
 
 @pytest.fixture
 def served(caplog: pytest.LogCaptureFixture) -> Iterator[CredentialServer]:

@@ -273,9 +273,10 @@ def test_accepted_connections_carry_the_hop_limit() -> None:
     keeper = CredentialKeeper(Service(clock), clock=clock)
     server = CredentialServer.listen(keeper, "role", port=0, hop_limit=3)
     try:
-        assert server.socket.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 3
+        listening = server.listeners[0][0]
+        assert listening.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 3
         client = socket.create_connection(("127.0.0.1", server.port))
-        connection, _ = server.get_request()
+        connection, _ = listening.accept()  # as the event loop accepts
         try:
             assert connection.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 3
         finally:

@@ -134,7 +134,7 @@ def run_serve(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         logging.getLogger("hwsigner").info(
             "serving role %s on %s (hop limit %d)%s",
-            server.role_name,
+            settings.role_arn.rsplit("/", 1)[-1],
             base,
             args.hop_limit,
             ", with the container endpoint" if token is not None else "",

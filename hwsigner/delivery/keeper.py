@@ -108,6 +108,11 @@ class CredentialKeeper:
             self._refresh_if_due(seen)
         return self._usable_or_raise()
 
+    def fresh(self) -> Credentials | None:
+        """The current credentials while no refresh is due, else None; never waits (for an
+        event loop, which calls ``get`` on a thread only when this gives None)."""
+        return self._fresh(self._clock())
+
     def seconds_to_refresh(self) -> float:
         """How long until ``get`` will try to refresh (0 when due): for loops that sleep."""
         now = self._clock()
