@@ -35,9 +35,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._safe import read_user_file
 from ..credentials import Credentials, format_time
 from ..errors import ConfigError, HwSignerError
+from .health import Health
 from .httpd import Answer, HttpServer, Request, set_hop_limit, text
 from .keeper import CredentialKeeper
 
@@ -57,8 +57,10 @@ ROUTES = {
     **dict.fromkeys((TOKEN_PATH, TOKEN_PATH + "/"), "token"),
     **dict.fromkeys((CREDENTIALS_PATH, CREDENTIALS_PATH + "/"), "role-list"),
     **dict.fromkeys((CONTAINER_PATH, CONTAINER_PATH + "/"), "container"),
+    **{path: path[1:] for path in ("/healthz", "/readyz", "/metrics")},
 }
 ROLE_PREFIX = CREDENTIALS_PATH + "/"
+NAMED_ROLE_PREFIX = "/role/"  # the container route of each role: /role/NAME
 TTL_BYTES = TTL_HEADER.encode()
 JSON = b"Content-Type: application/json\r\n"
 NOT_FOUND = text(404, "not found")
@@ -105,12 +107,22 @@ class ServedRole:
 
 
 class Endpoints:
-    """The route of a listener: IMDSv2 and ``/credentials`` for the first role."""
+    """The route of a listener: IMDSv2 (``imds``: loopback only) and ``/credentials`` for the
+    first role, ``/role/NAME`` for each, and the health routes."""
 
-    def __init__(self, roles: list[ServedRole], tokens: TokenStore | None = None) -> None:
-        self.roles = roles
+    def __init__(
+        self,
+        roles: list[ServedRole],
+        tokens: TokenStore | None = None,
+        *,
+        imds: bool = True,
+        health: Health | None = None,
+    ) -> None:
+        self.roles = {role.name: role for role in roles}
         self.first = roles[0]
         self.tokens = tokens or TokenStore()
+        self.imds = imds
+        self.health = health or Health([(role.name, role.keeper) for role in roles])
         self._encoded: dict[str, tuple[Credentials, Any, bytes, bytes]] = {}
 
     def __call__(self, request: Request) -> Answer | Awaitable[Answer]:
@@ -121,20 +133,27 @@ class Endpoints:
             return NOT_FOUND
         if request.method != ("PUT" if kind == "token" else "GET"):
             return NOT_ALLOWED
-        if kind == "token":
-            return self._token(request)
         if kind == "container":
             return self._container(request, self.first)
-        return self._imds(request, kind)
+        if kind.startswith("role:"):
+            role = self.roles.get(kind[5:])
+            return NOT_FOUND if role is None else self._container(request, role)
+        if kind in ("healthz", "readyz", "metrics"):
+            answer: Answer = getattr(self.health, kind)()
+            return answer
+        if not self.imds:
+            return NOT_FOUND  # IMDSv2 answers on loopback only
+        return self._token(request) if kind == "token" else self._imds(request, kind)
 
     def _route(self, path: str) -> str | None:
-        """``token``, ``role-list``, ``container``, or the role named in an IMDS path."""
+        """``token``, ``role-list``, ``container``, a health route, ``imds:NAME``, ``role:NAME``."""
         if path in ROUTES:
             return ROUTES[path]
-        if path.startswith(ROLE_PREFIX):
-            rest = path[len(ROLE_PREFIX) :]
-            role = rest[:-1] if rest.endswith("/") else rest
-            return "imds:" + role if role else None
+        for prefix, kind in ((ROLE_PREFIX, "imds:"), (NAMED_ROLE_PREFIX, "role:")):
+            if path.startswith(prefix):
+                rest = path[len(prefix) :]
+                role = rest[:-1] if rest.endswith("/") else rest
+                return kind + role if role else None
         return None
 
     def _token(self, request: Request) -> Answer:
@@ -262,37 +281,10 @@ class CredentialServer(HttpServer):
         return int(self.listeners[0][0].getsockname()[1])
 
 
-def read_auth_token(path: str) -> str:
-    """The container endpoint's token: the file's content exactly, which must be one word of
-    visible ASCII with no newline, since clients send the file as it is as a header value
-    (botocore refuses a trailing newline: "not a legal header value")."""
-    make = """python3 -c 'import secrets; print(secrets.token_hex(32), end="")'"""
-    fix = f"write it without a newline: {make} > {path}"
-    try:
-        token = read_user_file(path, "token", "--auth-token-file", 4096).decode("ascii")
-    except UnicodeDecodeError:
-        raise ConfigError(f"the token file {path} holds non-ASCII bytes", hint=fix) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the token file {path}: {exc.strerror or exc}",
-            hint="check --auth-token-file",
-        ) from None
-    if not token:
-        raise ConfigError(f"the token file {path} is empty", hint=fix)
-    if not all("!" <= c <= "~" for c in token):
-        raise ConfigError(
-            f"the token file {path} holds whitespace, a newline or a control character,"
-            " which AWS SDKs refuse in a header",
-            hint=fix,
-        )
-    return token
-
-
 __all__ = [
     "CredentialServer",
     "Endpoints",
     "ServedRole",
     "TokenStore",
     "listen_tcp",
-    "read_auth_token",
 ]

@@ -188,14 +188,14 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        if line is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %d", self.peer, one_line(line), answer.status)
         body = answer.body
         transport.write(
             b"".join((STATUS_LINES[answer.status], date_line(int(time.time())), answer.headers,
                       b"Content-Length: %d\r\n" % len(body),
                       b"Connection: close\r\n\r\n" if close else b"\r\n", body))
         )  # fmt: skip
-        if line is not None and log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s %d", self.peer, one_line(line), answer.status)
         if close:
             self.closing = True
             transport.close()
@@ -245,42 +245,49 @@ class HttpServer:
         self, listeners: list[tuple[socket.socket, Route]], *, hop_limit: int | None = None
     ) -> None:
         self.listeners = listeners
-        self.hop_limit = hop_limit
         self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(_one_line_errors)
         self._done = threading.Event()
         self._running = self._stopping = False
         self._open: set[Connection] = set()
+        self._servers: list[asyncio.AbstractServer] = []
+        for sock, route in listeners:
+            hops = hop_limit if sock.family != socket.AF_UNIX else None
+            factory = functools.partial(Connection, route, hops, self._open)
+            serving = self.loop.create_server(factory, sock=sock)  # accepts once the loop runs
+            self._servers.append(self.loop.run_until_complete(serving))
 
     def serve_forever(self) -> None:
-        loop = self.loop
-        servers = []
-        self._running = True
+        self._running = True  # then _stopping: see shutdown
+        if self._stopping:
+            self._done.set()
+            return
         try:
-            for sock, route in self.listeners:
-                hops = self.hop_limit if sock.family != socket.AF_UNIX else None
-                factory = functools.partial(Connection, route, hops, self._open)
-                servers.append(loop.run_until_complete(loop.create_server(factory, sock=sock)))
-            if not self._stopping:
-                loop.run_forever()
+            self.loop.run_forever()
         finally:
-            for server in servers:
+            for server in self._servers:
                 server.close()
             for connection in list(self._open):
                 if connection.transport is not None:
                     connection.transport.abort()
-            for task in asyncio.all_tasks(loop):
+            for task in asyncio.all_tasks(self.loop):
                 task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))  # connection_lost, cancellations
+            for _ in range(2):  # connection_lost, then the cancellations
+                self.loop.call_soon(self.loop.stop)
+                self.loop.run_forever()
             self._done.set()
 
     def shutdown(self) -> None:
-        self._stopping = True
-        if self._running and not self.loop.is_closed():
+        """Stop ``serve_forever`` and wait until it has (at once if it never ran)."""
+        self._stopping = True  # then _running: one of the two threads sees the other's flag
+        if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._running:
             self._done.wait()
 
     def server_close(self) -> None:
+        for server in self._servers:
+            server.close()
         for sock, _ in self.listeners:
             sock.close()
         if not self.loop.is_running() and not self.loop.is_closed():

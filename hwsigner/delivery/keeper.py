@@ -22,9 +22,11 @@ The rules, whatever the number of threads asking (the margins: ``hwsigner.delive
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -42,6 +44,7 @@ REFRESH_MARGIN = timedelta(seconds=KEEPER_REFRESH_MARGIN)
 EXPIRY_MARGIN = timedelta(seconds=LAST_GOOD_MARGIN)
 RETRY_BASE = timedelta(seconds=1)
 RETRY_CAP = timedelta(seconds=60)
+MIN_PAUSE = 0.05  # seconds: a loop never spins
 
 
 def utcnow() -> datetime:
@@ -78,6 +81,8 @@ class CredentialKeeper:
         self._failures = 0
         self._error: HwSignerError | None = None
         self._retry_at: datetime | None = None
+        self.refreshes = {"success": 0, "failure": 0}  # CreateSession results, for metrics
+        self.fetch_seconds: float | None = None  # how long the latest fetch took
 
     @property
     def current(self) -> Credentials | None:
@@ -118,6 +123,10 @@ class CredentialKeeper:
         """The current credentials while no refresh is due, else None; never waits (for an
         event loop, which calls ``get`` on a thread only when this gives None)."""
         return self._fresh(self._clock())
+
+    def usable(self) -> Credentials | None:
+        """The current credentials while they may be handed out (readiness), else None."""
+        return self._usable(self._clock())
 
     def seconds_to_refresh(self) -> float:
         """How long until ``get`` will try to refresh (0 when due): for loops that sleep."""
@@ -168,11 +177,16 @@ class CredentialKeeper:
         if self._retry_at is not None and now < self._retry_at:
             return
         self._attempts += 1
+        started = time.perf_counter()
         try:
             fresh = self._fetch()
         except HwSignerError as exc:
+            self.fetch_seconds = time.perf_counter() - started
+            self.refreshes["failure"] += 1
             self._failed(exc, now)
             return
+        self.fetch_seconds = time.perf_counter() - started
+        self.refreshes["success"] += 1
         self._current, self._updated = fresh, self._clock()
         self._due = self._refresh_point(fresh, self._updated)
         self._failures, self._error, self._retry_at = 0, None, None
@@ -214,4 +228,15 @@ class CredentialKeeper:
         )
 
 
-__all__ = ["CredentialKeeper"]
+def keep_fresh(
+    keeper: CredentialKeeper, stop: threading.Event, changed: Callable[[], None]
+) -> None:
+    """Refresh at each refresh point (and retry after each pause) until ``stop`` is set, so
+    readers rarely wait; ``changed`` is called after every attempt (readiness, metrics)."""
+    while not stop.wait(max(keeper.seconds_to_refresh(), MIN_PAUSE)):
+        with contextlib.suppress(HwSignerError):  # logged by the keeper, which keeps the last good
+            keeper.get()
+        changed()
+
+
+__all__ = ["CredentialKeeper", "keep_fresh"]
