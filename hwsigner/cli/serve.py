@@ -144,23 +144,24 @@ def serve_roles(
 
 
 def start_role(role: RolePlan, session: Session, tolerant: bool) -> ServedRole:
-    """The role's keeper, with its first credentials (``tolerant``: without, when they fail)."""
-    import logging
+    """The role's keeper, with its first credentials; ``tolerant``: perhaps without them (the
+    keeper logs why, and its thread retries), else a failure ends ``serve`` as it always did."""
+    import contextlib
+    import time
 
     from ..delivery.endpoints import ServedRole
     from ..delivery.keeper import CredentialKeeper
     from ..errors import HwSignerError
 
-    initial = None
-    try:
-        initial = session.fetch()
-    except HwSignerError as exc:
-        if not tolerant:
-            raise
-        logging.getLogger("hwsigner").warning(
-            "role %s has no credentials yet: %s; retrying", role.name, exc
-        )
-    keeper = CredentialKeeper(session.fetch, initial=initial)
+    if tolerant:
+        keeper = CredentialKeeper(session.fetch, name=role.name)
+        with contextlib.suppress(HwSignerError):
+            keeper.get()
+    else:
+        started = time.perf_counter()
+        keeper = CredentialKeeper(session.fetch, initial=session.fetch(), name=role.name)
+        keeper.fetch_seconds = time.perf_counter() - started
+        keeper.refreshes["success"] += 1
     return ServedRole(role.name, keeper, role.settings.role_arn, role.auth_token)
 
 

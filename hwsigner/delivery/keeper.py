@@ -65,6 +65,7 @@ class CredentialKeeper:
         retry_cap: timedelta = RETRY_CAP,
         clock: Clock = utcnow,
         jitter: Jitter = random.uniform,
+        name: str = "",
     ) -> None:
         self.refresh_margin = refresh_margin
         self.expiry_margin = min(expiry_margin, refresh_margin / 2)
@@ -73,6 +74,7 @@ class CredentialKeeper:
         self._retry_cap = retry_cap
         self._clock = clock
         self._jitter = jitter
+        self.name = f"role {name}: " if name else ""  # the prefix of its log lines
         self._refresh_lock = threading.Lock()
         self._current = initial
         self._updated = clock() if initial is not None else None
@@ -191,7 +193,8 @@ class CredentialKeeper:
         self._due = self._refresh_point(fresh, self._updated)
         self._failures, self._error, self._retry_at = 0, None, None
         log.info(
-            "new credentials %s, valid until %s",
+            "%snew credentials %s, valid until %s",
+            self.name,
             fresh.access_key_id,
             format_time(fresh.expiration),
         )
@@ -211,7 +214,8 @@ class CredentialKeeper:
         else:
             keeping = "no valid credentials left"
         log.warning(
-            "refreshing credentials failed: %s; %s; next try in %.0fs",
+            "%srefreshing credentials failed: %s; %s; next try in %.0fs",
+            self.name,
             error,
             keeping,
             pause.total_seconds(),
