@@ -106,6 +106,10 @@ def test_health_readiness_and_metrics(two_roles: Path) -> None:
         assert (
             server.get("/role/broken", {"Authorization": "broken-token-0123456789abcdef"})[0] == 500
         )
+        ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+        imds = {"X-aws-ec2-metadata-token": server.get("/latest/api/token", ttl, "PUT")[1]}
+        listed = server.get("/latest/meta-data/iam/security-credentials/", imds)
+        assert listed == (200, "good")  # IMDSv2: the first role, under its section name
         status, metrics = server.get("/metrics")
     finally:
         code, output = server.stop()

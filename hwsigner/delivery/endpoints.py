@@ -13,8 +13,11 @@ EC2's metadata service does. Routes (both trailing-slash forms of each work):
 - ``PUT /latest/api/token``: a session token; ``X-aws-ec2-metadata-token-ttl-seconds`` 1-21600
   (default 21600); a request with ``X-Forwarded-For`` is refused (400).
 - ``GET /latest/meta-data/iam/security-credentials/``: the role name; ``.../<role>``: the
-  credentials as JSON. Both need a valid ``X-aws-ec2-metadata-token`` (401 otherwise).
-- ``GET /credentials``: the container form; ``Authorization`` must equal the configured token.
+  credentials as JSON. Both need a valid ``X-aws-ec2-metadata-token`` (401 otherwise). IMDSv2
+  is served by loopback listeners only (``imds=False``: 404).
+- ``GET /credentials`` (the first role) and ``GET /role/NAME`` (each role): the container form;
+  ``Authorization`` must equal the role's token (constant-time compare; 401 otherwise).
+- ``GET /healthz``, ``/readyz``, ``/metrics``: ``health.Health``.
 
 Credentials come from a ``CredentialKeeper``: fresh ones are answered on the event loop from
 JSON encoded once; otherwise ``get`` runs on a thread (one refresh at a time, the last good

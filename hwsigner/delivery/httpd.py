@@ -80,8 +80,7 @@ class Connection(asyncio.Protocol):
         self.route, self.hop_limit, self.open = route, hop_limit, open_
         self.buffer = bytearray()
         self.skip = 0  # body bytes still to drop
-        self.busy = False  # waiting for an awaitable answer
-        self.closing = False
+        self.busy = self.closing = False  # busy: waiting for an awaitable answer
         self.peer = "-"
         self.transport: asyncio.Transport | None = None
         self.last = 0.0
@@ -110,10 +109,9 @@ class Connection(asyncio.Protocol):
         self._process()
 
     def eof_received(self) -> bool:
-        if self.busy:
-            self.closing = True  # answer what was asked, then close
-            return True
-        return False  # asyncio closes the transport once the answers are written
+        """Busy: answer what was asked, then close; else asyncio closes after the writes."""
+        self.closing = self.closing or self.busy
+        return self.busy
 
     def _check_idle(self) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -134,11 +132,9 @@ class Connection(asyncio.Protocol):
                 if self.skip:
                     return
             end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    self._finish(None, text(431, "request header too large"), close=True)
-                return
-            if end > MAX_HEAD:
+            if end < 0 and len(self.buffer) <= MAX_HEAD:
+                return  # more to come
+            if end < 0 or end > MAX_HEAD:
                 self._finish(None, text(431, "request header too large"), close=True)
                 return
             head = bytes(self.buffer[:end]).decode("latin-1")
@@ -296,10 +292,8 @@ class HttpServer:
 
 def _one_line_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     error = context.get("exception")
-    if isinstance(error, OSError):
-        log.debug("connection error: %s", one_line(str(error)))
-    else:
-        log.error("server error: %s", one_line(repr(error) if error else context["message"]))
+    level = logging.DEBUG if isinstance(error, OSError) else logging.ERROR  # a client went away
+    log.log(level, "server error: %s", one_line(repr(error) if error else context["message"]))
 
 
 __all__ = ["Answer", "HttpServer", "Request", "Route", "set_hop_limit", "text"]
