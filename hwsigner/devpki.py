@@ -3,6 +3,7 @@
     >>> from hwsigner.devpki import DevPki
     >>> pki = DevPki.create("/tmp/pki")                                 # doctest: +SKIP
     >>> cert_path = pki.issue_file(public_key, "device-0001")           # doctest: +SKIP
+    >>> crl = pki.revoke([old_certificate])                             # doctest: +SKIP
 
 For demos, tests and trying things out; not for production (the CA keys sit in plain files).
 Leaves are X.509 v3, not CAs, with keyUsage digitalSignature and extendedKeyUsage clientAuth,
@@ -11,10 +12,8 @@ signed with SHA-256: what IAM Roles Anywhere requires.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import os
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -60,8 +59,10 @@ def make_ca(
     *,
     now: datetime | None = None,
     days: int = 3650,
+    path_length: int | None = None,
 ) -> x509.Certificate:
-    """A CA certificate: self-signed when ``issuer`` is None."""
+    """A CA certificate: self-signed when ``issuer`` is None; ``path_length``: at most that many
+    CAs under it (RFC 5280 pathLenConstraint)."""
     now = now or datetime.now(timezone.utc)
     issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (name(common_name), key)
     builder = (
@@ -72,7 +73,7 @@ def make_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
@@ -94,13 +95,15 @@ def make_leaf(
     now: datetime | None = None,
     days: int = 365,
     serial: int | None = None,
+    subject: x509.Name | None = None,
 ) -> x509.Certificate:
-    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires."""
+    """A leaf certificate for ``public_key`` with the extensions Roles Anywhere requires;
+    ``subject`` replaces ``O=hwsigner dev, CN=<common_name>``."""
     now = now or datetime.now(timezone.utc)
     ca_cert, ca_key = issuer
     return (
         x509.CertificateBuilder()
-        .subject_name(name(common_name))
+        .subject_name(subject or name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(serial or x509.random_serial_number())
@@ -120,6 +123,33 @@ def make_leaf(
     )
 
 
+def make_crl(
+    serials: Sequence[int],
+    issuer: tuple[x509.Certificate, CaKey],
+    *,
+    now: datetime | None = None,
+    days: int = 30,
+) -> x509.CertificateRevocationList:
+    """A CRL signed by ``issuer`` that revokes ``serials`` (RFC 5280 section 5)."""
+    now = now or datetime.now(timezone.utc)
+    ca_cert, ca_key = issuer
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=days))
+        .add_extension(x509.CRLNumber(int(now.timestamp())), False)
+    )
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(now - timedelta(minutes=1))
+            .build()
+        )
+    return builder.sign(ca_key, hashes.SHA256())
+
+
 def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -134,66 +164,34 @@ def key_pem(key: LeafKey | CaKey) -> bytes:
 
 # ecdsa-with-SHA224/256/384/512 (RFC 5758 §3.2: "the encoding MUST omit the parameters field").
 # tpm2-openssl writes them with a NULL parameter, which cryptography's strict parser refuses.
-_ECDSA_ALG_IDS = tuple(
-    bytes.fromhex("06082a8648ce3d0403") + bytes([n]) + bytes.fromhex("0500") for n in (1, 2, 3, 4)
-)
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _der_items(data: bytes) -> list[bytes]:
-    """The complete TLVs one after another in ``data`` (definite lengths only)."""
-    items, offset = [], 0
-    while offset < len(data):
-        first = data[offset + 1]
-        size, start = (first, offset + 2) if first < 0x80 else (0, offset + 2 + (first & 0x7F))
-        if first >= 0x80:
-            size = int.from_bytes(data[offset + 2 : start], "big")
-        items.append(data[offset : start + size])
-        offset = start + size
-    return items
-
-
 def _without_ecdsa_null(der: bytes) -> bytes:
-    """A CSR whose signature AlgorithmIdentifier drops the NULL after an ecdsa-with-SHA* OID.
+    """The request with no NULL after an ecdsa-with-SHA* signature OID (tpm2-openssl writes one).
 
-    Only the outer AlgorithmIdentifier changes; the signed part and the signature stay as they
-    are, so the signature still verifies.
+    Only the outer AlgorithmIdentifier changes; asn1crypto re-uses the other parts' original
+    bytes, so the signed part and the signature stay as they are and still verify.
     """
-    (outer,) = _der_items(der)
-    header = 2 if outer[1] < 0x80 else 2 + (outer[1] & 0x7F)
-    info, algorithm, signature = _der_items(outer[header:])
-    body = algorithm[2:]
-    if algorithm[:1] == b"\x30" and body in _ECDSA_ALG_IDS:
-        algorithm = b"\x30" + _der_length(len(body) - 2) + body[:-2]
-    content = info + algorithm + signature
-    return b"\x30" + _der_length(len(content)) + content
+    from asn1crypto import csr as asn1_csr
+
+    request = asn1_csr.CertificationRequest.load(der)
+    algorithm = request["signature_algorithm"]["algorithm"].native
+    if not algorithm.endswith("_ecdsa"):
+        return der
+    request["signature_algorithm"] = {"algorithm": algorithm}
+    return bytes(request.dump())
 
 
 def load_csr(data: bytes, source: str) -> x509.CertificateSigningRequest:
     """A PEM or DER certificate request whose self-signature verifies, or a ConfigError."""
-    csr = None
-    with contextlib.suppress(ValueError, IndexError):
-        der = _pem_body(data)
-        with contextlib.suppress(ValueError):
-            csr = x509.load_der_x509_csr(der)
-        csr = csr or x509.load_der_x509_csr(_without_ecdsa_null(der))
-    if csr is None:
-        raise ConfigError(f"{source} is not a readable certificate request")
+    from asn1crypto import pem as asn1_pem
+
+    try:
+        der = asn1_pem.unarmor(data)[2] if asn1_pem.detect(data) else data
+        csr = x509.load_der_x509_csr(_without_ecdsa_null(der))
+    except (ValueError, TypeError):
+        raise ConfigError(f"{source} is not a readable certificate request") from None
     if not csr.is_signature_valid:
         raise ConfigError(f"the signature of the certificate request {source} does not verify")
     return csr
-
-
-def _pem_body(data: bytes) -> bytes:
-    """The DER inside the first PEM block of ``data`` (``data`` itself when it is not PEM)."""
-    found = re.search(rb"-----BEGIN [A-Z ]+-----([A-Za-z0-9+/=\s]*)-----END", data)
-    return base64.b64decode(b"".join(found.group(1).split())) if found else data
 
 
 def load_public_key(path: Path) -> PublicKey:
@@ -281,6 +279,15 @@ class DevPki:
         target = path or self.directory / f"{common_name}.pem"
         target.write_bytes(pem(cert))
         return target
+
+    def revoke(
+        self, certificates: Sequence[x509.Certificate], *, by_root: bool = False
+    ) -> x509.CertificateRevocationList:
+        """A CRL of the issuing CA (or the root) that revokes ``certificates``."""
+        return make_crl([cert.serial_number for cert in certificates], self.ca(by_root))
+
+    def ca(self, by_root: bool = False) -> tuple[x509.Certificate, CaKey]:
+        return self.root if by_root else self.issuing
 
     def new_leaf(self, kind: str, common_name: str, *, by_root: bool = False) -> tuple[Path, Path]:
         """A software key of ``kind`` and its certificate, as ``(cert path, key path)``."""

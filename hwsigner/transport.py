@@ -62,11 +62,13 @@ class HttpTransport:
         if conn.host != url.hostname and url.scheme == "http":
             target = request.url  # a plain-HTTP proxy takes the absolute form
         where = one_line(f"{url.scheme}://{url.netloc}")
+        raw: socket.socket | None = None
         try:
             conn.timeout = min(self.connect_timeout, self.total_timeout)
             conn.connect()
             if conn.sock is not None:
-                conn.sock = DeadlineSocket(conn.sock, deadline, self.read_timeout)
+                raw = conn.sock
+                conn.sock = DeadlineSocket(raw, deadline, self.read_timeout)
             headers = dict(request.headers)
             headers.setdefault("User-Agent", USER_AGENT)
             conn.request(request.method, target, body=request.body, headers=headers)
@@ -91,6 +93,8 @@ class HttpTransport:
             ) from None
         finally:
             conn.close()
+            if raw is not None:
+                raw.close()
 
     def _connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
         if scheme not in ("http", "https"):
@@ -176,7 +180,8 @@ class DeadlineSocket:
         return io.BufferedReader(_Reader(self))
 
     def close(self) -> None:
-        self._sock.close()
+        """Nothing: http.client closes its connection as soon as it sees ``Connection: close``,
+        before the body is read; the transport closes the real socket once the answer is in."""
 
 
 class _Reader(io.RawIOBase):

@@ -81,7 +81,9 @@ def _not_v3(cert: x509.Certificate, now: datetime) -> str | None:
 
 
 def _a_ca(cert: x509.Certificate, now: datetime) -> str | None:
-    return "CA:TRUE" if is_ca(cert) else None
+    if extension(cert, x509.BasicConstraints) is None:  # "must include CA: false"
+        return "must have basicConstraints with CA:false"
+    return "must not be a CA certificate" if is_ca(cert) else None
 
 
 def _not_a_ca(cert: x509.Certificate, now: datetime) -> str | None:
@@ -135,7 +137,7 @@ def _other_key(cert: x509.Certificate, now: datetime) -> str | None:
 
 V3 = Rule("X.509 v3", "The signing certificate must be X.509 v3", REISSUE, _not_v3)
 NOT_CA = Rule(
-    "not a CA", "The signing certificate must not be a CA certificate",
+    "not a CA", "The signing certificate {found}",
     REISSUE + " with CA:FALSE", _a_ca,
 )  # fmt: skip
 DIGITAL_SIGNATURE = Rule(

@@ -5,6 +5,7 @@
     python scripts/devpki.py leaf pki/ device-0001 --type ec-p256   # software key + certificate
     python scripts/devpki.py issue pki/ device.pub.pem device-0001  # certificate for a public key
     python scripts/devpki.py issue pki/ request.csr device-0001     # ... or for a CSR's key
+    python scripts/devpki.py revoke pki/ old.pem --out pki/issuing-ca.crl   # a CRL revoking it
 
 Not for production: the CA keys are plain files.
 """
@@ -15,8 +16,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from hwsigner.devpki import KEY_TYPES, DevPki, load_public_key
 from hwsigner.errors import HwSignerError
+
+
+def write_crl(pki: DevPki, args: argparse.Namespace) -> int:
+    certificates = [x509.load_pem_x509_certificate(path.read_bytes()) for path in args.certificates]
+    crl = pki.revoke(certificates, by_root=args.by_root)
+    encoding = serialization.Encoding.DER if args.der else serialization.Encoding.PEM
+    out = args.out or pki.directory / ("root-ca.crl" if args.by_root else "issuing-ca.crl")
+    out.write_bytes(crl.public_bytes(encoding))
+    print(out)
+    return 0
 
 
 def run() -> int:
@@ -35,6 +49,12 @@ def run() -> int:
     issue.add_argument("name")
     issue.add_argument("--out", type=Path)
     issue.add_argument("--by-root", action="store_true", help="issue from the root CA")
+    revoke = commands.add_parser("revoke", help="a CRL that revokes certificates")
+    revoke.add_argument("directory", type=Path)
+    revoke.add_argument("certificates", type=Path, nargs="+", help="PEM certificates to revoke")
+    revoke.add_argument("--out", type=Path, help="CRL file (default: DIRECTORY/issuing-ca.crl)")
+    revoke.add_argument("--der", action="store_true", help="write DER instead of PEM")
+    revoke.add_argument("--by-root", action="store_true", help="a CRL of the root CA")
     args = parser.parse_args()
 
     if args.command == "init":  # keeps the CAs a directory already holds
@@ -49,6 +69,8 @@ def run() -> int:
         print(cert)
         print(key)
         return 0
+    if args.command == "revoke":
+        return write_crl(pki, args)
     public_key = load_public_key(args.public_key)
     print(pki.issue_file(public_key, args.name, args.out, by_root=args.by_root))
     return 0

@@ -124,6 +124,7 @@ class HostileServer:
             "reset": _reset,
             "huge-body": self._huge,
             "silence": self._silence,
+            "late-body": self._late_body,
         }
         if self.raw is not None:
             conn.sendall(self.raw)
@@ -147,6 +148,13 @@ class HostileServer:
             if self._stop.is_set():
                 return
             conn.sendall(block)
+
+    def _late_body(self, conn: socket.socket) -> None:
+        """A good answer whose body comes in a second packet, after ``Connection: close``."""
+        head, _, body = CANNED["ok"].partition(b"\r\n\r\n")
+        conn.sendall(head + b"\r\nConnection: close\r\n\r\n")
+        self._stop.wait(0.3)
+        conn.sendall(body)
 
     def _silence(self, conn: socket.socket) -> None:
         self._stop.wait(60)

@@ -101,11 +101,15 @@ def granted(response: Response) -> dict[str, object]:
     return body
 
 
-def refused(response: Response, status: int, error_type: str, needle: str = "") -> str:
+def refused(
+    response: Response, status: int, error_type: str, needle: str = "", reason: str = ""
+) -> str:
+    """The service's status, type and message; the precise ``reason`` in the side channel."""
     assert response.status == status, response.body
     assert response.headers["x-amzn-errortype"] == error_type
     message = json.loads(response.body)["message"]
     assert needle in message
+    assert reason in response.headers["x-hwsigner-emulator-reason"]
     return message
 
 
@@ -429,7 +433,13 @@ def test_an_expired_intermediate_is_refused(emu: Emu, pki: DevPki, ec_key) -> No
     )
     cert = leaf(ec_key.public_key(), (old_ca, ca_key), emu.now)
     response = send(signed(emu, device_with(cert, ec_key, old_ca)))
-    refused(response, 403, "AccessDeniedException", "intermediate certificate has expired")
+    refused(
+        response,
+        403,
+        "AccessDeniedException",
+        "Untrusted signing certificate",
+        reason="intermediate certificate has expired",
+    )
 
 
 @pytest.mark.parametrize(
@@ -442,7 +452,7 @@ def test_an_expired_intermediate_is_refused(emu: Emu, pki: DevPki, ec_key) -> No
         ("no key usage", "digitalSignature"),
         ("SHA-1", "SHA1"),
         ("X.509 v1", "X.509 v3"),
-        ("extensions twice", "digitalSignature"),
+        ("extensions twice", "basicConstraints"),
     ],
 )
 def test_a_leaf_that_breaks_a_rule_is_refused(
@@ -529,15 +539,23 @@ def test_a_missing_arn_is_a_validation_error(emu: Emu, device: Device) -> None:
     refused(send(signed(emu, device, url=url)), 400, "ValidationException", "roleArn")
 
 
-def test_a_region_other_than_the_signing_region_is_refused(emu: Emu, device: Device) -> None:
+def test_a_scope_in_another_region_is_403_as_sigv4_services_answer(
+    emu: Emu, device: Device
+) -> None:
     response = send(signed(emu, device, region="us-west-2"))
-    refused(response, 400, "ValidationException", "us-west-2")
+    refused(
+        response,
+        403,
+        "AccessDeniedException",
+        "Credential should be scoped to a valid region",
+        reason="trustAnchorArn is in region us-east-1, but the request is signed for us-west-2",
+    )
 
 
 def test_arns_of_two_regions_are_refused(emu: Emu, device: Device) -> None:
     profile = PROFILE_ARN.replace(REGION, "eu-west-1")
     response = send(signed(emu, device, url=session_url(emu.url, profile=profile)))
-    refused(response, 400, "ValidationException", "profileArn is in region eu-west-1")
+    refused(response, 403, "AccessDeniedException", reason="profileArn is in region eu-west-1")
 
 
 # --- routes -------------------------------------------------------------------------------------

@@ -94,6 +94,15 @@ def test_a_dripping_endpoint_meets_the_total_deadline() -> None:
             transport(request)
 
 
+def test_a_body_after_connection_close_is_read_whole() -> None:
+    """http.client closes its connection on ``Connection: close`` before reading the body: the
+    socket must stay open until the body is in (it was closed under it: EBADF under load)."""
+    with HostileServer("late-body") as server:
+        request = Request("POST", f"{server.url}/sessions", (), b"{}")
+        response = HttpTransport()(request)
+    assert response.status == 201 and SECRET.encode() in response.body
+
+
 def test_the_deadline_is_30_seconds_by_default() -> None:
     assert HttpTransport().total_timeout == 30.0
 

@@ -104,37 +104,53 @@ def run_update(args: argparse.Namespace) -> int:
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (0: any free)")
     parser.add_argument(
+        "--config", metavar="FILE", help="a model of trust anchors, profiles, roles and CRLs"
+    )
+    parser.add_argument(
         "--trust-anchor",
         action="append",
-        required=True,
         metavar="CA.pem",
-        help="a CA certificate to trust (repeat for several)",
+        help="short form: a CA certificate to trust, any ARNs (repeat for several)",
+    )
+    parser.add_argument(
+        "--crl",
+        action="append",
+        metavar="FILE",
+        help="a CRL (PEM or DER), for every trust anchor: refuse what it revokes (repeatable)",
     )
     parser.add_argument(
         "--now", metavar="TIME", help="fixed clock, e.g. 2024-07-06T11:39:10Z (to replay captures)"
     )
     add_debug_flag(parser)
+    from .show import add_emulator_check_arguments
+
+    commands = parser.add_subparsers(dest="emulator_command", metavar="check")
+    add_emulator_check_arguments(commands.add_parser("check", help="decide one certificate"))
 
 
 def run_emulator(args: argparse.Namespace) -> int:
+    if args.emulator_command == "check":
+        from .show import run_emulator_check
+
+        return run_emulator_check(args, parse_now(args.now) if args.now else None)
     import logging
 
     from ..emulator.app import Emulator, utcnow
-    from ..emulator.certs import TrustAnchors
+    from ..emulator.model import load_model
     from ..emulator.server import EmulatorServer
 
-    anchors = TrustAnchors.load(args.trust_anchor)
+    model = load_model(args.config, args.trust_anchor, args.crl)
     clock = utcnow
     if args.now:
         fixed = parse_now(args.now)
         clock = lambda: fixed  # noqa: E731
-    server = EmulatorServer.bind(Emulator(anchors, clock), args.port)
+    server = EmulatorServer.bind(Emulator(model, clock), args.port)
     stop = stop_on_signals()
     sys.stdout.write(server.url + "\n")
     sys.stdout.flush()
     logging.getLogger("hwsigner").debug(
         "trusting %d CA certificate(s); clock %s",
-        len(anchors.certificates),
+        len(model.anchors().certificates),
         f"fixed at {clock().isoformat()}" if args.now else "system UTC",
     )
     serve_until_stopped(server, stop)

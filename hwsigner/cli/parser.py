@@ -37,6 +37,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
     ("csr", "csr", "make a certificate request signed by the key"),
     ("import-cert", "import_cert", "install an issued certificate beside its key"),
+    ("renew", "renew", "get a new certificate for the same key and install it"),
     ("doctor", "doctor", "check a setup before it ships, one line per check"),
     ("version", "show", "print the version"),
 )

@@ -6,6 +6,8 @@
 
 Routes: ``POST /sessions`` (CreateSession) and the test hooks under ``/_emulator/``:
 ``GET stats`` (how many CreateSession calls were answered, rejected, failed on purpose),
+``GET sessions`` (one entry per CreateSession, oldest first: the certificate, the principal
+tags, the decision and its reason),
 ``POST fail`` (``{"status": 503, "count": K}``: answer the next K CreateSession calls with
 that status; -1 for ever, 0 to stop), ``POST settings`` (``{"expiresIn": N}``: credentials
 expire N seconds after the clock; null to follow ``durationSeconds``) and ``POST reset``.
@@ -28,16 +30,17 @@ import secrets
 import string
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
-
-from cryptography.x509.oid import NameOID
 
 from .._safe import load_json
 from ..credentials import format_time
 from .certs import TrustAnchors
+from .decide import decide, refused_record
+from .model import Model
 from .params import Rejection, bad_request, error_type_for, not_found
 from .verify import Grant, Received, verify_create_session
 
@@ -47,6 +50,8 @@ JSON = "application/json"
 KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
 SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 TOKEN_BYTES = 420  # 560 base64 characters, about the size of a real session token
+REASON_HEADER = "x-hwsigner-emulator-reason"
+MAX_SESSIONS = 1000  # the oldest entries of GET /_emulator/sessions go first
 
 
 def utcnow() -> datetime:
@@ -66,11 +71,13 @@ class Reply:
 
     @classmethod
     def error(cls, rejection: Rejection) -> Reply:
-        """AWS's error form: the type in ``x-amzn-ErrorType``, ``{"message": ...}`` as the body."""
+        """AWS's error form: the type in ``x-amzn-ErrorType``, ``{"message": ...}`` as the body;
+        the precise reason, on one line, in ``x-hwsigner-emulator-reason``."""
+        reason = " ".join(rejection.reason.encode("ascii", "replace").decode().split())
         return cls.json(
             rejection.status,
             {"message": rejection.detail},
-            (("x-amzn-ErrorType", rejection.error_type),),
+            (("x-amzn-ErrorType", rejection.error_type), (REASON_HEADER, reason[:1024])),
         )
 
 
@@ -94,13 +101,16 @@ class State:
     last: dict[str, Any] | None = None
     failure: Failure | None = None
     expires_in: int | None = None
+    sessions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SESSIONS))
 
 
 class Emulator:
-    """Verifies CreateSession requests against ``anchors`` at ``clock()``; thread-safe."""
+    """Decides CreateSession requests with ``model`` (or, the short form, ``anchors``: any
+    ARNs) at ``clock()``; thread-safe."""
 
-    def __init__(self, anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow) -> None:
-        self.anchors = anchors
+    def __init__(self, model: Model | TrustAnchors, clock: Callable[[], datetime] = utcnow) -> None:
+        self.model = model if isinstance(model, Model) else Model.short_form(model)
+        self.anchors = self.model.anchors()
         self.clock = clock
         self._lock = threading.Lock()
         self._state = State()
@@ -115,12 +125,13 @@ class Emulator:
             return self._create_session(received)
         except Rejection as rejection:
             log.debug(
-                "%s %s: %d %s: %s",
+                "%s %s: %d %s: %s (%s)",
                 received.method,
                 path[:128],
                 rejection.status,
                 rejection.error_type,
                 rejection.detail,
+                rejection.reason,
             )
             return Reply.error(rejection)
 
@@ -142,10 +153,17 @@ class Emulator:
         now = self.clock()
         try:
             grant = verify_create_session(received, self.anchors, now)
-        except Rejection:
-            self._count("rejected")
+        except Rejection as rejection:
+            self._refused(refused_record(received, rejection))
             raise
-        body = create_session_body(grant, now, expires_in)
+        decision = decide(self.model, grant.certificate, grant.chain, grant.session, now)
+        if decision.refusal is not None:
+            self._refused(decision.record(grant.certificate))
+            raise decision.refusal
+        with self._lock:
+            self._state.sessions.append(decision.record(grant.certificate))
+        grant = replace(grant, session=replace(grant.session, duration=decision.duration))
+        body = create_session_body(grant, now, expires_in, decision.source_identity)
         credentials = body["credentialSet"][0]["credentials"]
         last = {  # no secrets: the access key id names the credentials, it does not unlock them
             "serialNumber": str(grant.certificate.serial_number),
@@ -166,14 +184,21 @@ class Emulator:
         )
         return Reply.json(201, body)
 
-    def _count(self, name: str) -> None:
+    def _refused(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self._state.counts[name] += 1
+            self._state.counts["rejected"] += 1
+            self._state.sessions.append(record)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._state.sessions)
 
     def _hook(self, method: str, path: str, body: bytes) -> Reply:
         name = path.removeprefix("/_emulator/")
         if (method, name) == ("GET", "stats"):
             return Reply.json(200, self.stats())
+        if (method, name) == ("GET", "sessions"):
+            return Reply.json(200, self.sessions())
         if method == "POST" and name in ("fail", "settings", "reset"):
             data = _hook_json(body)
             with self._lock:
@@ -219,7 +244,7 @@ def _optional_int(data: dict[str, Any], name: str) -> int | None:
 
 
 def create_session_body(
-    grant: Grant, now: datetime, expires_in: int | None = None
+    grant: Grant, now: datetime, expires_in: int | None = None, source_identity: str = ""
 ) -> dict[str, Any]:
     """The 201 body; ``expires_in`` (seconds, a test hook) replaces the requested duration."""
     session = grant.session
@@ -244,18 +269,12 @@ def create_session_body(
                     "assumedRoleId": f"{role_id}:{session_name}",
                 },
                 "roleArn": session.role_arn,
-                "sourceIdentity": source_identity(grant),
+                "sourceIdentity": source_identity,
                 "packedPolicySize": 0,
             }
         ],
         "subjectArn": subject_arn(grant),
     }
-
-
-def source_identity(grant: Grant) -> str:
-    """``CN=<the certificate subject's common name>``, empty when it has none."""
-    names = grant.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"CN={names[0].value!s}" if names else ""
 
 
 def subject_arn(grant: Grant) -> str:

@@ -6,7 +6,8 @@
     <Certificate(subject=<Name(O=hwsigner dev,CN=hwsigner dev root CA)>, ...)>
 
 The rules and the chain walk are ``hwsigner.x509rules``, shared with ``doctor``; here the first
-broken rule becomes the service's refusal (403 ``AccessDeniedException``).
+broken rule becomes the service's refusal (403 ``AccessDeniedException``). A broken chain
+answers the service's generic ``Untrusted signing certificate``; the rule goes to the reason.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from cryptography import x509
 
 from ..errors import CertificateError
 from ..x509certs import is_ca, read_certificates
-from ..x509rules import broken_rules, chain_broken, walk_chain
-from .params import access_denied
+from ..x509rules import UNTRUSTED, broken_rules, chain_broken, walk_chain
+from .params import access_denied, untrusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,11 @@ class TrustAnchors:
         """Walk from ``leaf`` through ``sent`` to an anchor; return the anchor, else reject."""
         path = walk_chain(leaf, sent, self.certificates)
         for broken in chain_broken(path, now):
-            raise access_denied(broken.message)
+            if broken.rule is UNTRUSTED:
+                last = path.links[-1] if path.links else leaf
+                subject = last.subject.rfc4514_string()[:200]
+                raise untrusted(f"no trust anchor or sent intermediate issued {subject}")
+            raise untrusted(broken.message)
         assert path.anchor is not None  # chain_broken names a chain that reaches none
         return path.anchor
 

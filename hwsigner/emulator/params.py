@@ -35,6 +35,7 @@ MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 900, 43200, 3600
 SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")  # [\w+=,.@-], 2 to 64 characters
 ARN_PARAMS = (("trustAnchorArn", "trust-anchor"), ("profileArn", "profile"), ("roleArn", "role"))
 MAX_FIELDS = 32
+MAX_PROPERTIES = 50
 
 # The error type AWS names for a status the emulator answers with (also for injected failures).
 ERROR_TYPES = {
@@ -47,20 +48,33 @@ ERROR_TYPES = {
 }
 
 
-class Rejection(ServiceError):
-    """What the emulator answers instead of credentials; ``detail`` is the body's message."""
+# The service's answer when no trusted chain is found; why goes to the side channel only.
+UNTRUSTED = "Untrusted signing certificate"
 
-    def __init__(self, status: int, error_type: str, detail: str) -> None:
+
+class Rejection(ServiceError):
+    """What the emulator answers instead of credentials; ``detail`` is the body's message and
+    ``reason`` the precise rule broken (the ``--debug`` log and ``x-hwsigner-emulator-reason``)."""
+
+    def __init__(
+        self, status: int, error_type: str, detail: str, reason: str | None = None
+    ) -> None:
         super().__init__(error_type, detail, status=status)
         self.detail = detail
+        self.reason = reason or detail
 
 
 def error_type_for(status: int) -> str:
     return ERROR_TYPES.get(status) or ("ValidationException" if status < 500 else "InternalFailure")
 
 
-def access_denied(detail: str) -> Rejection:
-    return Rejection(403, "AccessDeniedException", detail)
+def access_denied(detail: str, reason: str | None = None) -> Rejection:
+    return Rejection(403, "AccessDeniedException", detail, reason)
+
+
+def untrusted(reason: str) -> Rejection:
+    """A chain the service cannot trust: its generic message, the specific ``reason`` aside."""
+    return Rejection(403, "AccessDeniedException", UNTRUSTED, reason)
 
 
 def not_found(detail: str) -> Rejection:
@@ -91,6 +105,7 @@ class SessionRequest:
     role: Arn
     duration: int = DEFAULT_DURATION
     role_session_name: str | None = None
+    instance_properties: tuple[tuple[str, str], ...] = ()
 
 
 def session_request(target: str, body: bytes, region: str) -> SessionRequest:
@@ -113,9 +128,10 @@ def session_request(target: str, body: bytes, region: str) -> SessionRequest:
         arns[param] = (text, arn)
     for param in ("trustAnchorArn", "profileArn"):
         arn = arns[param][1]
-        if arn.region != region:
-            raise bad_request(
-                f"{param} is in region {arn.region}, but the request is signed for {region}"
+        if arn.region != region:  # a scope for another region: 403, as SigV4 services answer
+            raise access_denied(
+                f"Credential should be scoped to a valid region, not '{region}'.",
+                f"{param} is in region {arn.region}, but the request is signed for {region}",
             )
     return SessionRequest(
         trust_anchor_arn=arns["trustAnchorArn"][0],
@@ -126,6 +142,7 @@ def session_request(target: str, body: bytes, region: str) -> SessionRequest:
         role=arns["roleArn"][1],
         duration=duration(fields.get("durationSeconds", DEFAULT_DURATION)),
         role_session_name=role_session_name(fields.get("roleSessionName")),
+        instance_properties=instance_properties(fields.get("instanceProperties")),
     )
 
 
@@ -177,6 +194,25 @@ def role_session_name(value: object) -> str | None:
             r"[\w+=,.@-]*",
         )
     return value
+
+
+def instance_properties(value: object) -> tuple[tuple[str, str], ...]:
+    """``instanceProperties``: a string-to-string map of at most 50 entries, keys and values of
+    1 to 200 characters (the API's ``InstanceProperty.properties``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or len(value) > MAX_PROPERTIES:
+        raise validation(
+            "instanceProperties", _shown(value), f"Map must have at most {MAX_PROPERTIES} entries"
+        )
+    for key, text in value.items():
+        if not (isinstance(text, str) and 1 <= len(key) <= 200 and 1 <= len(text) <= 200):
+            raise validation(
+                f"instanceProperties.{_shown(key)[:64]}",
+                _shown(text),
+                "Keys and values must be strings of length between 1 and 200",
+            )
+    return tuple(sorted(value.items()))
 
 
 def _shown(value: object) -> str:

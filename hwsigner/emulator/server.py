@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ..errors import ConfigError
 from .app import Emulator, Reply, utcnow
 from .certs import TrustAnchors
+from .crl import Revocations
+from .model import Model
 from .params import Rejection, bad_request, error_type_for
 from .verify import Received
 
@@ -168,10 +170,17 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def running(
-    anchors: TrustAnchors, clock: Callable[[], datetime] = utcnow, port: int = 0
+    anchors: TrustAnchors | Model,
+    clock: Callable[[], datetime] = utcnow,
+    port: int = 0,
+    revocations: Revocations | None = None,
 ) -> Iterator[EmulatorServer]:
-    """An emulator serving on a background thread for the ``with`` block; ``.url`` is its URL."""
-    server = EmulatorServer.bind(Emulator(anchors, clock), port)
+    """An emulator serving on a background thread for the ``with`` block; ``.url`` is its URL.
+    ``revocations`` apply whatever the trust anchor, as ``--crl`` does."""
+    model = anchors if isinstance(anchors, Model) else Model.short_form(anchors)
+    if revocations is not None:
+        model = model.with_crls(revocations)
+    server = EmulatorServer.bind(Emulator(model, clock), port)
     thread = threading.Thread(target=server.serve_forever, name="hwsigner-emulator", daemon=True)
     thread.start()
     try:

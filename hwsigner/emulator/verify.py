@@ -102,6 +102,7 @@ class Grant:
     anchor: x509.Certificate
     region: str
     session: SessionRequest
+    chain: tuple[x509.Certificate, ...] = ()  # the intermediates as sent
 
 
 def verify_create_session(received: Received, anchors: TrustAnchors, now: datetime) -> Grant:
@@ -131,7 +132,8 @@ def verify_create_session(received: Received, anchors: TrustAnchors, now: dateti
     check_signature(received, auth, signed_at, region, public_key)
     check_leaf(leaf, now)
     anchor = anchors.verify_chain(leaf, chain, now)
-    return Grant(leaf, anchor, region, session_request(received.target, received.body, region))
+    session = session_request(received.target, received.body, region)
+    return Grant(leaf, anchor, region, session, tuple(chain))
 
 
 def parse_amz_date(value: str | None) -> datetime:

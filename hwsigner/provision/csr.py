@@ -92,6 +92,7 @@ def requested_extensions(
 ) -> list[x509.Extension[x509.ExtensionType]]:
     """What a Roles Anywhere leaf needs, and the alternative names when there are any."""
     wanted: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),  # "must include CA: false"
         (x509.KeyUsage(True, False, False, False, False, False, False, False, False), True),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
     ]
