@@ -11,6 +11,10 @@
   blocking, checked with ``fstat``, read up to a size cap); only ``/dev/fd/N`` and
   ``/proc/self/fd/N`` may be pipes, read with the same cap and a deadline. A FIFO cannot hang
   and ``/dev/zero`` cannot eat memory.
+- ``read_reference``: the same for what a user may name instead of a file: ``env:NAME`` (the
+  text of an environment variable) and ``fd:N`` (an inherited descriptor, N >= 3: never stdin,
+  which belongs to the caller of ``credential_process``). A descriptor can be read once, so what
+  it held is kept for the life of the process (a cache hit and the full path both need it).
 - ``load_json``: bounded size and nesting depth, checked before ``json`` parses (so no
   ``RecursionError``); every failure is a ``ValueError``.
 - ``one_line``: remote text (a service's error message, a status line) as one printable line.
@@ -30,7 +34,7 @@ from .errors import ConfigError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 MAX_USER_FILE = 1 << 20  # certificates, chains, keys, PKCS#12, TSS2 PEM, PIN and token files
 PIPE_DEADLINE = 10.0  # seconds to read a /dev/fd/N pipe to its end
@@ -39,6 +43,8 @@ MAX_JSON_DEPTH = 32
 MAX_LINE = 300
 PIPE_PREFIXES = ("/dev/fd/", "/proc/self/fd/")
 PIN_ATTRIBUTES = ("pin-value=", "pin-source=")
+REFERENCE_SCHEMES = ("env:", "fd:")
+_READ_ONCE: dict[str, bytes] = {}  # descriptors already read: fd:N and /dev/fd/N
 
 
 def read_file(
@@ -106,12 +112,68 @@ def _read_pipe(fd: int, limit: int, deadline: float) -> bytes:
     raise ValueError(f"larger than {limit} bytes")
 
 
+def is_reference(name: str) -> bool:
+    """``env:NAME`` or ``fd:N``: bytes that come from no file."""
+    return name.startswith(REFERENCE_SCHEMES)
+
+
+def read_reference(name: str, limit: int = MAX_USER_FILE) -> bytes:
+    """``read_file``, or the bytes of ``env:NAME`` / ``fd:N``; each descriptor is read once.
+
+    Raises ``OSError`` and ``ValueError`` as ``read_file`` does.
+    """
+    if name.startswith("env:"):
+        value = os.environ.get(name[4:])
+        if not value:
+            raise ValueError(f"environment variable {name[4:]} is not set or empty")
+        if len(value) > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        return value.encode()
+    once = name.startswith("fd:") or is_fd_path(name)
+    if once and name in _READ_ONCE:
+        return _READ_ONCE[name]
+    data = _read_descriptor(name[3:], limit) if name.startswith("fd:") else read_file(name, limit)
+    if once:
+        _READ_ONCE[name] = data
+    return data
+
+
+def _read_descriptor(number: str, limit: int) -> bytes:
+    if not (number.isdecimal() and number.isascii()) or int(number) < 3:
+        raise ValueError("fd:N takes a descriptor number of 3 or more (never stdin)")
+    fd = int(number)
+    info = os.fstat(fd)  # OSError (EBADF) when the descriptor is not open
+    if stat.S_ISREG(info.st_mode):
+        if info.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        return os.pread(fd, limit + 1, 0)[: limit + 1]
+    if not stat.S_ISFIFO(info.st_mode) and not stat.S_ISSOCK(info.st_mode):
+        raise ValueError("not a pipe or a regular file")
+    return _read_pipe(fd, limit, PIPE_DEADLINE)
+
+
 def read_user_file(path: str, what: str, flag: str, limit: int = MAX_USER_FILE) -> bytes:
-    """``read_file`` for a file a user named, with one-line errors that never show a PIN."""
+    """``read_reference`` for a file (or ``env:``/``fd:``) a user named, with one-line errors
+    that never show a PIN."""
     shown = shown_path(path)
     try:
-        return read_file(path, limit)
-    except FileNotFoundError:
+        data = read_reference(path, limit)
+        if len(data) > limit:  # a descriptor read once with a larger limit
+            raise ValueError(f"larger than {limit} bytes")
+        return data
+    except (OSError, ValueError) as exc:
+        if is_reference(path):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(
+                f"cannot read {what} from {shown}: {reason}",
+                hint=f"give {flag} env:NAME (PEM in that variable) or fd:N (an open descriptor)",
+            ) from None
+        _file_error(exc, path, what, flag)
+
+
+def _file_error(exc: Exception, path: str, what: str, flag: str) -> NoReturn:
+    shown = shown_path(path)
+    if isinstance(exc, FileNotFoundError):
         if looks_like_pkcs11_uri(path):
             raise ConfigError(
                 f"{what} {shown} is neither a file nor a pkcs11: URI",
@@ -120,16 +182,15 @@ def read_user_file(path: str, what: str, flag: str, limit: int = MAX_USER_FILE) 
             ) from None
         hint = f"check the {flag} path"
         raise ConfigError(f"{what} file not found: {shown}", hint=hint) from None
-    except OSError as exc:
+    if isinstance(exc, OSError):
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(
             f"cannot read {what} file {shown}: {reason}", hint=f"check the {flag} path"
         ) from None
-    except ValueError as exc:
-        raise ConfigError(
-            f"cannot read {what} file {shown}: {exc}",
-            hint=f"give {flag} a regular file (or /dev/fd/N for a pipe)",
-        ) from None
+    raise ConfigError(
+        f"cannot read {what} file {shown}: {exc}",
+        hint=f"give {flag} a regular file (or /dev/fd/N for a pipe)",
+    ) from None
 
 
 def looks_like_pkcs11_uri(text: str) -> bool:

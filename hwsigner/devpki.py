@@ -19,27 +19,26 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ConfigError
 from .keys.backend import PublicKey
+from .keys.file import MLDSA_PRIVATE_KEYS, MLDSAPrivateKey, certificate_hash
+from .keys.file import PrivateKey as LeafKey
 
-CaKey = ec.EllipticCurvePrivateKey
-LeafKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521")
+CaKey = ec.EllipticCurvePrivateKey | MLDSAPrivateKey  # ML-DSA signs without a hash (RFC 9881)
+KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521", "ml-dsa-44", "ml-dsa-65")
 
 
 def new_key(kind: str) -> LeafKey:
     """A software key of one of ``KEY_TYPES``."""
+    if kind.startswith("ml-dsa-"):
+        return MLDSA_PRIVATE_KEYS[("44", "65", "87").index(kind[7:])].generate()
     if kind.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[4:]))
-    curves: dict[str, ec.EllipticCurve] = {
-        "ec-p256": ec.SECP256R1(),
-        "ec-p384": ec.SECP384R1(),
-        "ec-p521": ec.SECP521R1(),
-    }
+    curves = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1(), "ec-p521": ec.SECP521R1()}
     return ec.generate_private_key(curves[kind])
 
 
@@ -84,7 +83,7 @@ def make_ca(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), False
         )
-    return builder.sign(signer, hashes.SHA256())
+    return builder.sign(signer, certificate_hash(signer))
 
 
 def make_leaf(
@@ -119,7 +118,7 @@ def make_leaf(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca_key, certificate_hash(ca_key))
     )
 
 
@@ -147,7 +146,7 @@ def make_crl(
             .revocation_date(now - timedelta(minutes=1))
             .build()
         )
-    return builder.sign(ca_key, hashes.SHA256())
+    return builder.sign(ca_key, certificate_hash(ca_key))
 
 
 def pem(cert: x509.Certificate) -> bytes:
@@ -207,8 +206,8 @@ def load_public_key(path: Path) -> PublicKey:
             raise ConfigError(f"{path} holds no readable public key") from None
     else:
         key = load_csr(data, str(path)).public_key()
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise ConfigError(f"{path}: only RSA and EC keys can be certified here")
+    if not isinstance(key, PublicKey):
+        raise ConfigError(f"{path}: only RSA, EC and ML-DSA keys can be certified here")
     return key
 
 
@@ -260,7 +259,7 @@ class DevPki:
         def pair(stem: str) -> tuple[x509.Certificate, CaKey]:
             cert = x509.load_pem_x509_certificate((path / f"{stem}.pem").read_bytes())
             key = serialization.load_pem_private_key((path / f"{stem}.key").read_bytes(), None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            assert isinstance(key, CaKey)
             return cert, key
 
         return cls(path, pair("root-ca"), pair("issuing-ca"))

@@ -14,6 +14,7 @@ certificate, compared by public key, before anything is sent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -23,6 +24,7 @@ from .keys import KeyBackend, KeyOptions, PublicKey, open_key
 from .sigv4x509 import CertificateHeaders, algorithm_for, x509_headers
 from .x509certs import (
     is_der_certificate,
+    is_mldsa,
     parse_certificates,
     read_bytes,
     read_certificates,
@@ -85,14 +87,26 @@ class CertificateFile:
     key: KeyBackend | None
 
 
+CertificateSource = str | bytes | x509.Certificate
+KeySource = str | bytes | KeyBackend | object  # object: a cryptography private key
+ChainSource = str | bytes | Sequence[x509.Certificate]
+
+
 def load_identity(
-    certificate: str | None,
-    private_key: str | None = None,
-    intermediates: str | None = None,
+    certificate: CertificateSource | None,
+    private_key: KeySource | None = None,
+    intermediates: ChainSource | None = None,
     options: KeyOptions | None = None,
 ) -> tuple[Identity, KeyBackend]:
-    """Open the key, read the certificates and check that they belong together."""
+    """Open the key, read the certificates and check that they belong together.
+
+    Each may be a reference (a path, ``pkcs11:`` URI, ``env:NAME``, ``fd:N``) or, from Python,
+    what it holds: PEM/DER ``bytes``, a ``cryptography`` certificate or private key, a
+    ``KeyBackend``, a sequence of certificates for ``intermediates``.
+    """
     options = options or KeyOptions()
+    if not isinstance(certificate, str | None) or not isinstance(private_key, str | None):
+        return _identity_from_values(certificate, private_key, intermediates, options)
     if not certificate and not private_key:
         raise ConfigError(
             "no certificate and no private key given",
@@ -123,7 +137,7 @@ def load_identity(
     try:
         check_key_matches(leaf, key.public_key)
         if intermediates:
-            chain = read_certificates(intermediates)
+            chain = chain_from(intermediates)
         identity = Identity(leaf, chain_to_send(leaf, chain))
     except BaseException:
         key.close()
@@ -137,8 +151,67 @@ def load_identity(
     return identity, key
 
 
+def _identity_from_values(
+    certificate: CertificateSource | None,
+    private_key: KeySource | None,
+    intermediates: ChainSource | None,
+    options: KeyOptions,
+) -> tuple[Identity, KeyBackend]:
+    """``load_identity`` when the certificate or the key is given as a value, not a reference."""
+    from .keys.file import FileKey
+
+    found = None
+    if isinstance(certificate, x509.Certificate):
+        found = CertificateFile(certificate, (), None)
+    elif isinstance(certificate, bytes):
+        found = certificate_from_bytes(certificate, "certificate (bytes)", options.pkcs8_password)
+    elif isinstance(certificate, str):
+        found = read_certificate_file(certificate, options.pkcs8_password)
+    if isinstance(private_key, KeyBackend):
+        key = private_key
+    elif isinstance(private_key, bytes):
+        key = FileKey.from_pem(
+            private_key, source="private key (bytes)", password=options.pkcs8_password
+        )
+    elif isinstance(private_key, str):
+        key = open_key(private_key, options)
+    elif private_key is not None:
+        key = FileKey(private_key)  # type: ignore[arg-type]  # checked there
+    elif found is not None and found.key is not None:
+        key = found.key
+    else:
+        raise ConfigError("no private key given", hint="pass private_key (bytes, a key or a path)")
+    if found is None:
+        raise ConfigError(
+            "no certificate given", hint="pass certificate (bytes, a certificate or a path)"
+        )
+    try:
+        check_key_matches(found.certificate, key.public_key)
+        chain = chain_from(intermediates) if intermediates else found.others
+        identity = Identity(found.certificate, chain_to_send(found.certificate, chain))
+    except BaseException:
+        key.close()
+        raise
+    return identity, key
+
+
+def chain_from(intermediates: ChainSource) -> tuple[x509.Certificate, ...]:
+    """The intermediates: read from a reference, parsed from bytes, or given as certificates."""
+    if isinstance(intermediates, str):
+        return read_certificates(intermediates)
+    if isinstance(intermediates, bytes):
+        return parse_certificates(intermediates, "intermediates (bytes)", "intermediates")
+    return tuple(intermediates)
+
+
 def check_key_matches(certificate: x509.Certificate, public_key: PublicKey) -> None:
     if spki(certificate.public_key()) != spki(public_key):
+        if is_mldsa(certificate.public_key()) and not is_mldsa(public_key):
+            raise CertificateError(
+                "the certificate has an ML-DSA key and the private key is no ML-DSA key (ML-DSA "
+                "keys live in files only: SoftHSM 2.6 and TPM 2.0 have no ML-DSA)",
+                hint="pass --private-key the ML-DSA key file the certificate was issued for",
+            )
         raise CertificateError(
             "the private key does not match the certificate",
             hint="use the key the certificate was issued for (compare their public keys)",
@@ -147,9 +220,13 @@ def check_key_matches(certificate: x509.Certificate, public_key: PublicKey) -> N
 
 def read_certificate_file(path: str, password: str | None = None) -> CertificateFile:
     """A PEM/DER certificate, a combo PEM with its key, or a PKCS#12 file."""
+    return certificate_from_bytes(read_bytes(path, "certificate", "--certificate"), path, password)
+
+
+def certificate_from_bytes(data: bytes, path: str, password: str | None = None) -> CertificateFile:
+    """``read_certificate_file`` for bytes already read; ``path`` names them in errors."""
     from .keys.file import FileKey, load_pkcs12
 
-    data = read_bytes(path, "certificate", "--certificate")
     if b"-----BEGIN" not in data and not is_der_certificate(data):
         found = load_pkcs12(data, path, password)
         return CertificateFile(found.certificate, found.others, found.key)
@@ -164,6 +241,8 @@ __all__ = [
     "CertificateFile",
     "Identity",
     "KeySigner",
+    "certificate_from_bytes",
+    "chain_from",
     "check_key_matches",
     "load_identity",
     "read_certificate_file",

@@ -41,6 +41,10 @@ log = logging.getLogger("hwsigner")
 Transport = Callable[[Request], Response]
 
 MIN_DURATION, MAX_DURATION = 900, 43200
+# API_InstanceProperty: "Map Entries: ... Maximum number of 50 items", keys and values of
+# "Minimum length of 1. Maximum length of 200".
+MAX_PROPERTIES, MAX_PROPERTY_LENGTH = 50, 200
+PROPERTY_HINT = "write each --instance-property as KEY=VALUE, 1 to 200 printable characters each"
 DEFAULT_ATTEMPTS = 3
 BACKOFF_BASE, BACKOFF_CAP = 0.25, 5.0
 THROTTLING = frozenset(
@@ -90,8 +94,47 @@ def resolve(params: Settings, env: Mapping[str, str] | None = None) -> Target:
     body: dict[str, object] = {"durationSeconds": params.session_duration}
     if params.role_session_name:
         body["roleSessionName"] = params.role_session_name
+    properties = instance_properties(params.instance_property)
+    if properties:
+        body["instanceProperties"] = properties
     url = f"{base.rstrip('/')}/sessions?{query}"
     return Target(url, region, json.dumps(body, separators=(",", ":")).encode())
+
+
+def instance_properties(given: object) -> dict[str, str]:
+    """``KEY=VALUE`` texts (or a mapping, from Python) as CreateSession's ``instanceProperties``
+    object, checked against the service's limits before anything is sent."""
+    pairs = list(given.items()) if isinstance(given, Mapping) else []
+    if not isinstance(given, Mapping):
+        for text in given or ():  # type: ignore[attr-defined]
+            key, equals, value = str(text).partition("=")
+            if not equals:
+                raise ConfigError(
+                    f"instance property {one_line(key, 60)!r} has no '='", hint=PROPERTY_HINT
+                )
+            pairs.append((key, value))
+    if len(pairs) > MAX_PROPERTIES:
+        raise ConfigError(
+            f"{len(pairs)} instance properties; at most {MAX_PROPERTIES}", hint=PROPERTY_HINT
+        )
+    found: dict[str, str] = {}
+    for key, value in pairs:
+        for part in (key, value):
+            if not isinstance(part, str) or not 1 <= len(part) <= MAX_PROPERTY_LENGTH:
+                raise ConfigError(
+                    f"instance property {one_line(str(key), 60)!r}: a key or value is not 1 to "
+                    f"{MAX_PROPERTY_LENGTH} characters long",
+                    hint=PROPERTY_HINT,
+                )
+            if not part.isprintable():
+                raise ConfigError(
+                    f"instance property {one_line(key, 60)!r} holds a control character",
+                    hint=PROPERTY_HINT,
+                )
+        if key in found:
+            raise ConfigError(f"instance property {key!r} is given twice", hint=PROPERTY_HINT)
+        found[key] = value
+    return found
 
 
 def max_attempts(env: Mapping[str, str]) -> int:

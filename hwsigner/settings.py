@@ -15,8 +15,8 @@ Each field of ``Settings`` is declared once, below, with its flag, help and meta
 one declaration come the keywords of ``hwsigner.get_credentials`` and ``boto3_session``, the
 flags of the credential commands (``hwsigner.cli.parser``), the cached ``credential-process``
 parser and its cache key (``hwsigner.cli.cache_hit``), and ``from_args``: a new setting is one
-line here. Sources other than flags (``HWSIGNER_<FLAG>`` variables, a config file section keyed
-by the flag's name without ``--``) can read the same table.
+line here. Sources other than flags read the same table: ``HWSIGNER_<FLAG>`` variables
+(``hwsigner.cli.sources``) and a config file section keyed by the flag's name without ``--``.
 
 A cached ``credential-process`` reads the table before anything else is loaded, so this module
 imports nothing: not ``dataclasses`` (7 ms of start-up, more than the whole cache hit),
@@ -28,9 +28,13 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any, TypeVar, dataclass_transform
 
-    from .keys import KeyOptions
+    from cryptography.x509 import Certificate
+
+    from .keys import KeyBackend, KeyOptions
+    from .keys.file import PrivateKey
 
     T = TypeVar("T")
     V = TypeVar("V", bound="Value")
@@ -41,6 +45,7 @@ else:
 
 
 _REQUIRED = object()  # the default of a setting that has none
+ENV_PREFIX = "HWSIGNER_"  # + the name in upper case: the variable (hwsigner.cli.sources)
 
 
 class Setting:
@@ -49,10 +54,14 @@ class Setting:
     ``cache`` says how the field enters ``credential-process --cache``'s key: ``"value"`` as it
     is, ``"reference"`` without its ``pin-value``, ``""`` not at all (PINs and passwords do not
     change the answer, and must not end up hashed in a file name); ``hashed`` adds the content
-    of the file it names.
+    of the file it names. ``repeat``: the flag may be given again and again (a tuple).
+    ``variable``: the ``HWSIGNER_*`` environment variable that sets it ("" for none).
     """
 
-    __slots__ = ("cache", "default", "flag", "group", "hashed", "help", "metavar", "name", "secret")
+    __slots__ = (
+        "cache", "default", "flag", "group", "hashed", "help", "metavar", "name", "repeat",
+        "secret", "variable",
+    )  # fmt: skip
 
     def __init__(self, flag: str, help: str, **options: Any) -> None:
         self.name = flag[2:].replace("-", "_")
@@ -64,6 +73,8 @@ class Setting:
         self.cache: str = options.get("cache", "")
         self.hashed: bool = options.get("hashed", False)
         self.secret: bool = options.get("secret", False)
+        self.repeat: bool = options.get("repeat", False)
+        self.variable: str = options.get("variable", ENV_PREFIX + self.name.upper())
 
     @property
     def required(self) -> bool:
@@ -132,7 +143,7 @@ class Value:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        shown = (f"{r.name}={getattr(self, r.name)!r}" for r in self.FIELDS if not r.secret)
+        shown = (f"{r.name}={_shown(getattr(self, r.name))}" for r in self.FIELDS if not r.secret)
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def replace(self: V, **changes: Any) -> V:
@@ -141,12 +152,19 @@ class Value:
         return type(self)(**{**values, **changes})
 
 
+def _shown(value: object) -> str:
+    """A value for ``repr``: bytes and objects (a PEM key, a ``cryptography`` key) by type only."""
+    if value is None or isinstance(value, str | int | tuple):
+        return repr(value)
+    return f"<{type(value).__name__.lstrip('_')}>"
+
+
 @value_class
 class Settings(Value):
     """Everything one CreateSession with one key needs; the field names are the flags'."""
 
     # in the order of ``credential-process --help``
-    intermediates: str | None = setting(
+    intermediates: str | bytes | Sequence[Certificate] | None = setting(
         "--intermediates", "intermediate CA certificates (PEM bundle)",
         default=None, metavar="PEM", cache="value", hashed=True,
     )  # fmt: skip
@@ -170,13 +188,17 @@ class Settings(Value):
         default=None, metavar="URL", cache="value",
     )  # fmt: skip
     no_verify_ssl: bool = setting(
-        "--no-verify-ssl", "do not verify the endpoint's TLS", default=False
+        "--no-verify-ssl", "do not verify the endpoint's TLS", default=False, variable=""
     )
-    certificate: str | None = setting(
+    instance_property: tuple[str, ...] | Mapping[str, str] = setting(
+        "--instance-property", "KEY=VALUE sent as an instance property (repeatable, up to 50)",
+        default=(), metavar="KEY=VALUE", cache="value", repeat=True,
+    )  # fmt: skip
+    certificate: str | bytes | Certificate | None = setting(
         "--certificate", "certificate: PEM/DER file, PKCS#12 file, or pkcs11: URI",
         default=None, metavar="CERT", group="certificate", cache="reference", hashed=True,
     )  # fmt: skip
-    private_key: str | None = setting(
+    private_key: str | bytes | KeyBackend | PrivateKey | None = setting(
         "--private-key", "private key: key file, TSS2 PEM, pkcs11: URI, or handle:0x81...",
         default=None, metavar="KEY", group="key", cache="reference",
     )  # fmt: skip
@@ -207,7 +229,11 @@ class Settings(Value):
     @classmethod
     def from_args(cls, args: object) -> Settings:
         """The settings an ``argparse.Namespace`` (or any object with these attributes) holds."""
-        return cls(**{row.name: getattr(args, row.name) for row in FIELDS})
+        values = {row.name: getattr(args, row.name) for row in FIELDS}
+        for row in FIELDS:
+            if row.repeat:
+                values[row.name] = tuple(values[row.name] or ())
+        return cls(**values)
 
     def key_options(self) -> KeyOptions:
         """What opening the key may need beyond its reference."""

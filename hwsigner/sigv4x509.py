@@ -26,12 +26,14 @@ from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 SERVICE = "rolesanywhere"
 RSA_ALGORITHM = "AWS4-X509-RSA-SHA256"
 ECDSA_ALGORITHM = "AWS4-X509-ECDSA-SHA256"
+# Pure ML-DSA (FIPS 204) with an empty context, over the string to sign itself (not a digest).
+MLDSA_ALGORITHM = "AWS4-X509-MLDSA"
 MAX_CHAIN = 5
 
 # Headers that are never signed: the signature itself, and what proxies and clients rewrite.
@@ -39,7 +41,14 @@ UNSIGNED_HEADERS = frozenset({"authorization", "user-agent", "x-amzn-trace-id"})
 
 Headers = Sequence[tuple[str, str]]
 CertificateHeaders = tuple[tuple[str, str], ...]
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+PublicKey = (
+    rsa.RSAPublicKey
+    | ec.EllipticCurvePublicKey
+    | mldsa.MLDSA44PublicKey
+    | mldsa.MLDSA65PublicKey
+    | mldsa.MLDSA87PublicKey
+)
+MLDSA_PUBLIC_KEYS = (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey)
 
 
 class Signer(Protocol):
@@ -78,6 +87,8 @@ def algorithm_for(public_key: PublicKey) -> str:
         return RSA_ALGORITHM
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return ECDSA_ALGORITHM
+    if isinstance(public_key, MLDSA_PUBLIC_KEYS):
+        return MLDSA_ALGORITHM
     raise TypeError(f"unsupported key type {type(public_key).__name__}")
 
 

@@ -21,12 +21,27 @@ from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ._safe import read_user_file
 from .errors import CertificateError
 
 ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
+
+# FIPS 204 ML-DSA: the parameter set of each public key type, as AWS's helper names it.
+MLDSA_KEYS: dict[type, str] = {
+    mldsa.MLDSA44PublicKey: "ML-DSA-44",
+    mldsa.MLDSA65PublicKey: "ML-DSA-65",
+    mldsa.MLDSA87PublicKey: "ML-DSA-87",
+}
+MLDSA_SIGNATURES = frozenset(
+    {
+        x509.SignatureAlgorithmOID.ML_DSA_44,
+        x509.SignatureAlgorithmOID.ML_DSA_65,
+        x509.SignatureAlgorithmOID.ML_DSA_87,
+    }
+)
 
 
 def read_bytes(path: str, what: str, flag: str) -> bytes:
@@ -68,6 +83,23 @@ def spki(public_key: object) -> bytes:
     )
 
 
+def key_type(public_key: object) -> str:
+    """``RSA``, ``EC`` or ``ML-DSA-44/65/87`` (else the class name): the ``keyType`` of
+    ``read-certificate-data`` and the word errors use."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "EC"
+    for kind, name in MLDSA_KEYS.items():
+        if isinstance(public_key, kind):
+            return name
+    return type(public_key).__name__.lstrip("_")
+
+
+def is_mldsa(public_key: object) -> bool:
+    return isinstance(public_key, tuple(MLDSA_KEYS))
+
+
 def describe(cert: x509.Certificate) -> str:
     """The subject's CN, or the whole subject when it has none."""
     names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
@@ -104,6 +136,10 @@ def is_self_signed(cert: x509.Certificate) -> bool:
 
 
 def signature_hash(cert: x509.Certificate) -> str | None:
+    """The hash of the certificate's signature; ``ml-dsa`` for ML-DSA, which hashes inside
+    (FIPS 204: SHAKE256 over the message, no separate digest)."""
+    if cert.signature_algorithm_oid in MLDSA_SIGNATURES:
+        return "ml-dsa"
     try:
         algorithm = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:
@@ -120,12 +156,16 @@ def public_key_or_none(cert: x509.Certificate) -> object:
 
 
 __all__ = [
+    "MLDSA_KEYS",
+    "MLDSA_SIGNATURES",
     "describe",
     "extension",
     "is_ca",
     "is_der_certificate",
+    "is_mldsa",
     "is_self_signed",
     "issued_by",
+    "key_type",
     "parse_certificates",
     "public_key_or_none",
     "read_bytes",

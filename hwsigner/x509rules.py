@@ -15,9 +15,9 @@ The emulator refuses with the first broken rule's message, ``doctor`` lists ever
 with its fix. The service's trust model, quoted: end-entity certificates "must be X.509v3",
 "basic constraints must include CA: false", "the key usage must include Digital Signature", "the
 signing algorithm must include SHA256 or stronger"; CA certificates must have "CA: true" and the
-key usage "Certificate Sign"; keys are RSA of 2048 bits or more, or EC on P-256, P-384, P-521.
-A chain runs from the leaf through the sent intermediates to a trust anchor (a root or an
-intermediate CA), each link found by issuer name and signature.
+key usage "Certificate Sign"; keys are RSA of 2048 bits or more, EC on P-256, P-384, P-521, or
+ML-DSA (since 2026-02). A chain runs from the leaf through the sent intermediates to a trust
+anchor (a root or an intermediate CA), each link found by issuer name and signature.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .errors import ConfigError
 from .sigv4x509 import MAX_CHAIN
-from .x509certs import extension, is_ca, issued_by, public_key_or_none, signature_hash
+from .x509certs import extension, is_ca, is_mldsa, issued_by, public_key_or_none, signature_hash
 
 STRONG_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"})
+STRONG_HASHES |= {"ml-dsa"}  # x509certs.signature_hash of an ML-DSA signature (FIPS 204)
 CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 MIN_RSA_BITS = 2048
 LEAF = "signing certificate"
@@ -130,7 +131,7 @@ def _other_key(cert: x509.Certificate, now: datetime) -> str | None:
         return None
     if isinstance(key, ec.EllipticCurvePublicKey):
         return None if key.curve.name in CURVES else key.curve.name
-    return type(key).__name__.lstrip("_")
+    return None if is_mldsa(key) else type(key).__name__.lstrip("_")
 
 
 # --- the rules
@@ -159,9 +160,9 @@ RSA_SIZE = Rule(
     "make an RSA-2048 (or larger) or EC key (hwsigner keygen) and have it certified", _small_rsa,
 )  # fmt: skip
 KEY_TYPE = Rule(
-    "RSA or EC P-256/P-384/P-521",
-    "The signing certificate's key must be RSA or EC P-256/P-384/P-521",
-    "make an RSA or EC P-256/P-384/P-521 key (hwsigner keygen) and have it certified", _other_key,
+    "RSA, EC P-256/P-384/P-521 or ML-DSA",
+    "The signing certificate's key must be RSA, EC P-256/P-384/P-521 or ML-DSA",
+    "make an RSA, EC or ML-DSA key (hwsigner keygen) and have it certified", _other_key,
 )  # fmt: skip
 
 LEAF_RULES = (

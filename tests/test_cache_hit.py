@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hwsigner.cli.cache_hit import cache_inputs, read_flags
-from hwsigner.cli.parser import build_parser
+from hwsigner.cli.parser import apply_sources, build_parser
 from hwsigner.credentials import Credentials
 from hwsigner.delivery.cache import CredentialCache, entry_answer, plain_process_expiration
 
@@ -26,8 +26,11 @@ KEY = ["--certificate", "leaf.pem", "--private-key", "leaf.key", "--cache"]
 
 
 def argparse_values(args: list[str]) -> dict[str, object]:
+    """What the full path holds once ``main`` has settled the flags (no HWSIGNER_* here)."""
     argv = ["credential-process", *args]
-    return vars(build_parser(argv).parse_args(argv))
+    parsed = build_parser(argv).parse_args(argv)
+    apply_sources(parsed, {})
+    return vars(parsed)
 
 
 @pytest.mark.parametrize(
@@ -61,11 +64,14 @@ def test_every_setting_is_one_flag_read_alike_by_argparse_and_the_cache_hit_read
     args = ["--cache"]
     for row in FIELDS:
         value = "900" if row.name == "session_duration" else f"value-of-{row.name}"
+        value = "k=v" if row.repeat else value
         args += [row.flag] if row.switch else [row.flag, value]
     fast, full = read_flags(args), argparse_values(args)
     assert fast is not None
     argv = ["credential-process", *args]
-    from_argparse = Settings.from_args(build_parser(argv).parse_args(argv))
+    parsed = build_parser(argv).parse_args(argv)
+    apply_sources(parsed, {})
+    from_argparse = Settings.from_args(parsed)
     assert from_argparse == Settings(**{row.name: fast[row.name] for row in FIELDS})
     assert all(fast[row.name] == full[row.name] != row.default for row in FIELDS)
     secrets = {row.name for row in FIELDS if row.cache == ""}

@@ -90,12 +90,13 @@ def two_roles(pki: DevPki, own_emulator: RunningEmulator, tmp_path: Path) -> Pat
         tmp_path / "serve.ini",
         {"certificate": str(cert), "private-key": str(key),
          "intermediates": str(pki.issuing_cert)},
-        {"good": {"endpoint": own_emulator.url, "auth-token-file": str(good)},
+        {"good": {"endpoint": own_emulator.url, "auth-token-file": str(good),
+                  "instance-property": "site=lab, rack=7"},
          "broken": {"endpoint": "http://127.0.0.1:9/", "auth-token-file": str(broken)}},
     )  # fmt: skip
 
 
-def test_health_readiness_and_metrics(two_roles: Path) -> None:
+def test_health_readiness_and_metrics(two_roles: Path, own_emulator: RunningEmulator) -> None:
     server = Serving(["--config", str(two_roles), "--port", "0"])
     try:
         assert server.get("/healthz") == (200, "ok\n")
@@ -114,6 +115,9 @@ def test_health_readiness_and_metrics(two_roles: Path) -> None:
     finally:
         code, output = server.stop()
     assert status == 200 and code == 0
+    sessions = emulator_call(own_emulator.url, "GET", "sessions")
+    good = [s for s in sessions if s["roleArn"] == ACCOUNT_ROLE + "good"]
+    assert good[-1]["instanceProperties"] == {"site": "lab", "rack": "7"}
     lines = metrics.splitlines()
     assert 'hwsigner_refresh_total{role="good",result="success"} 1' in lines
     assert any(line.startswith('hwsigner_refresh_total{role="broken",result="failure"} ')

@@ -74,7 +74,7 @@ CASES = {
     "RSA-1024": (dict(key=SMALL_RSA), "RSA keys must have at least 2048 bits"),
     "secp256k1": (
         dict(key=K1),
-        "The signing certificate's key must be RSA or EC P-256/P-384/P-521",
+        "The signing certificate's key must be RSA, EC P-256/P-384/P-521 or ML-DSA",
     ),
 }
 

@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import HwSignerError
 
     try:
+        from .parser import apply_sources
+
+        apply_sources(args, os.environ)
         return int(args.run(args) or 0)
     except HwSignerError as exc:
         if debug:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..errors import HwSignerError
 from ..settings import FIELDS
+from .sources import ENVIRONMENT, environment_values, missing, settle
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -26,10 +27,9 @@ if TYPE_CHECKING:
 # them from the same table), and those of the command itself.
 VALUE_FLAGS = {row.flag: row.name for row in FIELDS if not row.switch}
 VALUE_FLAGS["--cache-dir"] = "cache_dir"
+REPEATED = tuple(row.name for row in FIELDS if row.repeat)
 SWITCHES = {row.flag: row.name for row in FIELDS if row.switch}
 SWITCHES.update({"--cache": "cache", "--with-proxy": "with_proxy"})
-REQUIRED = tuple(row.name for row in FIELDS if row.required)
-DEFAULTS = {row.name: row.default for row in FIELDS if not row.required}
 NUMBERS = tuple(row.name for row in FIELDS if type(row.default) is int)
 # Inputs that change the answer (settings.Setting.cache says which, and how).
 KEY_FIELDS = tuple(row.name for row in FIELDS if row.cache == "value")
@@ -45,7 +45,7 @@ ENDPOINT_ENV = (
 
 def cached_answer(args: Sequence[str], env: Mapping[str, str]) -> str | None:
     """The cached ``credential_process`` JSON for these flags, or None (see the module)."""
-    values = read_flags(args)
+    values = read_flags(args, env)
     if values is None or not values["cache"]:
         return None
     from ..delivery.cache import CredentialCache, cache_key
@@ -57,12 +57,14 @@ def cached_answer(args: Sequence[str], env: Mapping[str, str]) -> str | None:
         return None  # the full command reports it
 
 
-def read_flags(args: Sequence[str]) -> dict[str, object] | None:
-    """The argparse destinations of ``credential-process ARGS``, or None where argparse might
-    read the arguments differently or refuse them."""
+def read_flags(
+    args: Sequence[str], env: Mapping[str, str] | None = None
+) -> dict[str, object] | None:
+    """The argparse destinations of ``credential-process ARGS``, settled with the ``HWSIGNER_*``
+    variables of ``env`` and the defaults (``sources``), or None where argparse might read the
+    arguments differently or refuse them."""
     values: dict[str, object] = dict.fromkeys(VALUE_FLAGS.values())
     values.update(dict.fromkeys(SWITCHES.values(), False))
-    values.update(DEFAULTS)
     rest = list(args)
     while rest:
         name, equals, value = rest.pop(0).partition("=")
@@ -73,17 +75,21 @@ def read_flags(args: Sequence[str]) -> dict[str, object] | None:
                 if not rest or rest[0].startswith("-"):
                     return None  # argparse would take it for a flag, or miss the value
                 value = rest.pop(0)
-            values[VALUE_FLAGS[name]] = value
+            destination = VALUE_FLAGS[name]
+            earlier = values[destination] if destination in REPEATED else None
+            values[destination] = (*earlier, value) if isinstance(earlier, tuple) else value
+            if destination in REPEATED and earlier is None:
+                values[destination] = (value,)
         else:
             return None
-    if any(values[name] is None for name in REQUIRED):
-        return None
     try:
         for name in NUMBERS:
-            values[name] = int(values[name])  # type: ignore[call-overload]
+            if values[name] is not None:
+                values[name] = int(values[name])  # type: ignore[call-overload]
+        settle(values, [(ENVIRONMENT, environment_values(env or {}))])
     except ValueError:
         return None
-    return values
+    return None if missing(values) else values
 
 
 def cache_inputs(
@@ -101,7 +107,14 @@ def cache_inputs(
     files = [
         path
         for path in (values.get(name) for name in HASHED)
-        if isinstance(path, str) and path and not path.startswith("pkcs11:")
+        if isinstance(path, str) and path and not path.startswith(("pkcs11:", "handle:"))
+    ]
+    # A key given as env:NAME or fd:N has no path that names it: its content is part of the key
+    # (read once: the full path reuses what a descriptor held, hwsigner._safe.read_reference).
+    files += [
+        ref
+        for ref in (values.get(name) for name in REFERENCES if name not in HASHED)
+        if isinstance(ref, str) and ref.startswith(("env:", "fd:"))
     ]
     return fields, files
 

@@ -17,7 +17,7 @@ import sys
 
 from .parser import add_debug_flag
 
-ALGORITHMS = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072")
+ALGORITHMS = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REF",
         help="where to make it: pkcs11:...;object=LABEL, handle:0x81..., or a file path",
     )
-    add("--algorithm", choices=ALGORITHMS, default="ec-p256", help="key type (default ec-p256)")
+    add(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="ec-p256",
+        help="key type (default ec-p256; ml-dsa-*: files only)",
+    )
     add("--tpm", action="store_true", help="the path is a TSS2 key file to make in the TPM")
     add("--tpm-key-password", metavar="PASSWORD", help="password for the new TPM key")
     add("--tpm-tcti", metavar="TCTI", help="TPM connection (default: $TPM2TOOLS_TCTI or device)")

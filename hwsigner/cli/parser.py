@@ -20,7 +20,7 @@ from ..settings import FIELDS, Setting, key_options
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from ..transport import HttpTransport
 
@@ -106,26 +106,50 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="explain each step on stderr")
 
 
-def add_setting(parser: argparse.ArgumentParser, row: Setting, *, required: bool) -> None:
-    """The flag of one setting."""
+def add_setting(parser: argparse.ArgumentParser, row: Setting) -> None:
+    """The flag of one setting. Unset, it holds None (False, for an on/off flag): the
+    environment and the defaults are filled in after parsing (``apply_sources``)."""
     if row.switch:
         parser.add_argument(row.flag, action="store_true", help=row.help)
         return
     parser.add_argument(
         row.flag,
-        required=required,
-        default=None if row.required else row.default,
-        type=int if isinstance(row.default, int) else str,
+        action="append" if row.repeat else "store",
+        type=int if type(row.default) is int else str,
         metavar=row.metavar,
         help=row.help,
     )
+
+
+# aws_signing_helper's certificate-store flags (Windows, macOS): the value each takes, if any
+STORE_FLAGS = {
+    "--cert-selector": 1,
+    "--system-store-name": 1,
+    "--use-latest-expiring-certificate": 0,
+}
+
+
+class StoreFlag(argparse.Action):
+    """Recognised, and refused in one line: there is no certificate store here."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kw: object) -> None:
+        option = args[-1] if args else "this flag"
+        parser.error(
+            f"{option}: certificate stores are not supported on this platform (they are "
+            "Windows and macOS features); use a pkcs11: URI or a TPM key instead"
+        )
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, nargs in STORE_FLAGS.items():
+        parser.add_argument(flag, nargs=nargs or 0, action=StoreFlag, help=argparse.SUPPRESS)
 
 
 def add_key_flags(parser: argparse.ArgumentParser) -> None:
     """Where the certificate and key come from, and what opening them may need."""
     for row in FIELDS:
         if row.group == "certificate":
-            add_setting(parser, row, required=False)
+            add_setting(parser, row)
     add_private_key_flags(parser)
 
 
@@ -133,21 +157,56 @@ def add_private_key_flags(parser: argparse.ArgumentParser, *, required: bool = F
     """``--private-key`` and what opening it may need."""
     for row in FIELDS:
         if row.group == "key":
-            add_setting(parser, row, required=required and row.name == "private_key")
+            add_setting(parser, row)
+    parser.set_defaults(required_settings=("--private-key",) if required else ())
     add_debug_flag(parser)
 
 
 def add_session_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """Every flag of ``aws_signing_helper credential-process`` (``doctor``: none required)."""
+    """Every flag of ``aws_signing_helper credential-process`` (``doctor``: none required);
+    each may also come from its ``HWSIGNER_*`` variable (``hwsigner.cli.sources``)."""
     for row in FIELDS:
         if row.group == "session":
-            add_setting(parser, row, required=required and row.required)
+            add_setting(parser, row)
+    add_store_flags(parser)
     parser.add_argument(
         "--with-proxy",
         action="store_true",
         help="accepted for compatibility: HTTPS_PROXY/NO_PROXY are always honoured",
     )
     add_key_flags(parser)
+    parser.set_defaults(
+        settings_from_env=True,
+        required_settings=tuple(row.flag for row in FIELDS if row.required) if required else (),
+    )
+
+
+def apply_sources(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Fill in the settings no flag set: from ``HWSIGNER_*`` variables (credential commands),
+    then the defaults; then check the required ones. ``--debug`` logs where each came from."""
+    from ..errors import ConfigError
+    from .sources import ENVIRONMENT, describe, environment_values, missing, settle
+
+    layers = []
+    if getattr(args, "settings_from_env", False):
+        try:
+            layers.append((ENVIRONMENT, environment_values(env)))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    values = vars(args)
+    sources = settle(values, layers)
+    if not sources:
+        return
+    import logging
+
+    logging.getLogger("hwsigner").debug("settings: %s", describe(sources))
+    absent = [flag for flag in missing(values) if flag in getattr(args, "required_settings", ())]
+    if absent:
+        variables = ", ".join(f"HWSIGNER_{flag[2:].upper().replace('-', '_')}" for flag in absent)
+        raise ConfigError(
+            f"the following arguments are required: {', '.join(absent)}",
+            hint=f"pass them, or set {variables}",
+        )
 
 
 def transport(args: argparse.Namespace) -> HttpTransport:
@@ -162,6 +221,8 @@ __all__ = [
     "add_key_flags",
     "add_private_key_flags",
     "add_session_flags",
+    "add_store_flags",
+    "apply_sources",
     "build_parser",
     "key_options",
     "transport",

@@ -135,7 +135,7 @@ def value_of(row: Setting | None, text: str, where: str) -> object:
         if not text.isascii() or not text.isdigit():
             raise ConfigError(f"{where}: {text!r} is not a whole number")
         return int(text)
-    if isinstance(row.default, (tuple, list)):  # e.g. instance-property = k1=v1, k2=v2
+    if row.repeat:  # a repeatable flag: instance-property = k1=v1, k2=v2
         return tuple(item.strip() for item in text.split(",") if item.strip())
     if not text:
         raise ConfigError(f"{where}: no value")

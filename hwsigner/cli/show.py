@@ -4,7 +4,9 @@
 ``sign-string`` signs the official helper's fixed test message with the key: ASCII ``AWS Roles
 Anywhere Credential Helper Signing Test``, the version ``1``, then the raw SHA-256 of ``IAM RA``
 followed by the public key (the uncompressed EC point, or the PKCS#1 ``RSAPublicKey`` DER), so a
-signature can be checked against the certificate. ``read-certificate-data`` prints what the SDKs
+signature can be checked against the certificate. An ML-DSA key signs the message without that
+key-hash suffix, itself (pure ML-DSA, empty context; ``--digest`` does not apply), as AWS's
+helper does for this key type. ``read-certificate-data`` prints what the SDKs
 need to know of a certificate, or lists the certificates a ``pkcs11:`` URI matches.
 """
 
@@ -55,18 +57,25 @@ def add_sign_string_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+FIXED_MESSAGE = b"AWS Roles Anywhere Credential Helper Signing Test" + b"1"
+
+
 def fixed_message(public_key: object) -> bytes:
     import hashlib
 
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    from ..x509certs import is_mldsa
+
+    if is_mldsa(public_key):
+        return FIXED_MESSAGE
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         raw = public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     else:
         raw = public_key.public_bytes(Encoding.DER, PublicFormat.PKCS1)  # type: ignore[attr-defined]
     suffix = hashlib.sha256(b"IAM RA" + raw).digest()
-    return b"AWS Roles Anywhere Credential Helper Signing Test" + b"1" + suffix
+    return FIXED_MESSAGE + suffix
 
 
 def run_sign_string(args: argparse.Namespace) -> int:
@@ -110,16 +119,18 @@ def certificate_data(cert: object) -> dict[str, object]:
     import base64
 
     from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding
 
+    from ..x509certs import key_type
+
     assert isinstance(cert, x509.Certificate)
-    key_type = "EC" if isinstance(cert.public_key(), ec.EllipticCurvePublicKey) else "RSA"
+    kind = key_type(cert.public_key())
+    algorithms = [kind] if kind.startswith("ML-DSA") else [f"{kind}SHA{n}" for n in (256, 384, 512)]
     return {
-        "keyType": key_type,
+        "keyType": kind,
         "certificateData": base64.b64encode(cert.public_bytes(Encoding.DER)).decode(),
         "serialNumber": str(cert.serial_number),
-        "supportedAlgorithms": [f"{key_type}SHA{bits}" for bits in (256, 384, 512)],
+        "supportedAlgorithms": algorithms,
     }
 
 

@@ -31,7 +31,7 @@ import sys
 import time
 from contextlib import contextmanager, suppress  # loaded at start-up already
 
-from .._safe import read_file
+from .._safe import read_file, read_reference
 from ..errors import ConfigError
 from . import CACHE_REUSE_MARGIN
 
@@ -77,7 +77,7 @@ def cache_key(fields: Mapping[str, object], files: Iterable[str] = ()) -> str:
     for path in files:
         digest.update(b"\0file\0" + path.encode())
         try:
-            digest.update(sha256(read_file(path)).digest())
+            digest.update(sha256(read_reference(path)).digest())
         except (OSError, ValueError) as exc:
             digest.update(f"unreadable:{getattr(exc, 'errno', None) or exc}".encode())
     return str(digest.hexdigest())

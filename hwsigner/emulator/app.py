@@ -170,6 +170,7 @@ class Emulator:
             "durationSeconds": grant.session.duration,
             "roleSessionName": grant.session.role_session_name,
             "roleArn": grant.session.role_arn,
+            "instanceProperties": dict(grant.session.instance_properties),
             "accessKeyId": credentials["accessKeyId"],
             "expiration": credentials["expiration"],
         }

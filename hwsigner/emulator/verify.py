@@ -35,6 +35,8 @@ MAX_SKEW = timedelta(minutes=5)
 # "Sign at least content-type;host;x-amz-date;x-amz-x509" (+ x-amz-x509-chain when it is sent).
 REQUIRED_SIGNED = ("content-type", "host", "x-amz-date", "x-amz-x509")
 CHAIN_HEADER = "x-amz-x509-chain"
+ALGORITHMS = (sigv4x509.RSA_ALGORITHM, sigv4x509.ECDSA_ALGORITHM, sigv4x509.MLDSA_ALGORITHM)
+MLDSA_KEYS = sigv4x509.MLDSA_PUBLIC_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class Authorization:
     @classmethod
     def parse(cls, value: str) -> Authorization:
         algorithm, _, rest = value.strip().partition(" ")
-        if algorithm not in (sigv4x509.RSA_ALGORITHM, sigv4x509.ECDSA_ALGORITHM):
+        if algorithm not in ALGORITHMS:
             raise access_denied(f"Unsupported signing algorithm {algorithm[:64]!r}")
         parts: dict[str, str] = {}
         for part in rest.split(","):
@@ -126,8 +128,8 @@ def verify_create_session(received: Received, anchors: TrustAnchors, now: dateti
         public_key = leaf.public_key()
     except (ValueError, UnsupportedAlgorithm):
         raise access_denied("The signing certificate's public key cannot be read") from None
-    if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
-        raise access_denied("The signing certificate's key must be RSA or EC")
+    if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, *MLDSA_KEYS)):
+        raise access_denied("The signing certificate's key must be RSA, EC or ML-DSA")
     check_algorithm(auth.algorithm, public_key)
     check_signature(received, auth, signed_at, region, public_key)
     check_leaf(leaf, now)
@@ -240,6 +242,8 @@ def check_signature(
             public_key.verify(signature, to_sign.encode(), padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(public_key, ec.EllipticCurvePublicKey):
             public_key.verify(signature, to_sign.encode(), ec.ECDSA(hashes.SHA256()))
+        else:  # pure ML-DSA, empty context, over the string to sign itself
+            public_key.verify(signature, to_sign.encode())
     except (ValueError, InvalidSignature):
         log.debug(
             "signature check failed; canonical request:\n%s\nstring to sign:\n%s",

@@ -7,7 +7,8 @@
     >>> signature = key.sign(b"message")                              # doctest: +SKIP
 
 A reference is a ``pkcs11:`` URI (RFC 7512), ``handle:0x81...`` (a persistent TPM key), a
-``TSS2 PRIVATE KEY`` PEM file (a TPM key) or any other key file. The hardware libraries are
+``TSS2 PRIVATE KEY`` PEM file (a TPM key) or any other key file; a file may also be given as
+``env:NAME`` or ``fd:N`` (``hwsigner._safe.read_reference``). The hardware libraries are
 imported only when a reference needs them.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .._safe import read_file
+from .._safe import read_reference
 from ..errors import needs_extra
 from .backend import Digest, KeyBackend, KeyOptions, PublicKey
 
@@ -30,7 +31,7 @@ def key_kind(ref: str) -> Literal["pkcs11", "tpm", "file"]:
     if ref.startswith("handle:"):
         return "tpm"
     try:
-        head = read_file(ref)
+        head = read_reference(ref)
     except (OSError, ValueError):
         return "file"  # the file backend reports the missing file
     return "tpm" if TSS2_PEM_MARKER in head or TSS2_LEGACY_PEM_MARKER in head else "file"

@@ -16,9 +16,9 @@ from types import TracebackType
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+from ..sigv4x509 import PublicKey
+
 Digest = Literal["SHA256", "SHA384", "SHA512"]
 
 
@@ -26,7 +26,8 @@ class KeyBackend(abc.ABC):
     """A private key that signs in place.
 
     ``sign`` hashes the message with ``digest`` and returns the signature in its wire encoding:
-    PKCS#1 v1.5 for RSA, DER ``Ecdsa-Sig-Value`` for EC. A backend that holds the certificate
+    PKCS#1 v1.5 for RSA, DER ``Ecdsa-Sig-Value`` for EC; an ML-DSA key signs ``message`` itself
+    (pure ML-DSA, empty context) and ignores ``digest``. A backend that holds the certificate
     (a PKCS#11 token) sets ``certificate`` and, when it can build one, ``chain``.
     """
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from .._safe import read_user_file
@@ -24,7 +24,10 @@ from ..errors import CertificateError, KeySourceError, PasswordError
 from ..x509rules import CURVES, MIN_RSA_BITS
 from .backend import Digest, KeyBackend, PublicKey
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+MLDSAPrivateKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | MLDSAPrivateKey
+MLDSA_PRIVATE_KEYS = (mldsa.MLDSA44PrivateKey, mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey)
+KEY_HINT = "give a PEM or DER RSA, EC or ML-DSA private key (PKCS#1, SEC1 or PKCS#8)"
 
 PASSWORD_HINT = "pass --pkcs8-password, set HWSIGNER_PKCS8_PASSWORD, or run it on a terminal"  # noqa: S105
 
@@ -35,6 +38,12 @@ def hash_for(digest: Digest) -> hashes.HashAlgorithm:
     if digest == "SHA512":
         return hashes.SHA512()
     return hashes.SHA256()
+
+
+def certificate_hash(key: object) -> hashes.SHA256 | None:
+    """The hash a CA key signs certificates and CRLs with: SHA-256, or none for ML-DSA, which
+    signs the data itself (RFC 9881)."""
+    return None if isinstance(key, MLDSA_PRIVATE_KEYS) else hashes.SHA256()
 
 
 class FileKey(KeyBackend):
@@ -62,6 +71,8 @@ class FileKey(KeyBackend):
         return self._public_key
 
     def sign(self, message: bytes, digest: Digest = "SHA256") -> bytes:
+        if isinstance(self._private_key, MLDSA_PRIVATE_KEYS):
+            return self._private_key.sign(message)  # pure ML-DSA, empty context: no digest
         algorithm = hash_for(digest)
         if isinstance(self._private_key, rsa.RSAPrivateKey):
             return self._private_key.sign(message, padding.PKCS1v15(), algorithm)
@@ -69,7 +80,8 @@ class FileKey(KeyBackend):
 
 
 def check_key(key: object) -> None:
-    """Roles Anywhere takes RSA of 2048 bits or more and EC on P-256, P-384 or P-521."""
+    """Roles Anywhere takes RSA of 2048 bits or more, EC on P-256, P-384 or P-521, and
+    ML-DSA-44/65/87."""
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
             raise KeySourceError(
@@ -82,16 +94,17 @@ def check_key(key: object) -> None:
                 f"EC curve {key.curve.name} is not supported",
                 hint="use P-256, P-384 or P-521",
             )
-    else:
+    elif not isinstance(key, MLDSA_PRIVATE_KEYS):
         raise KeySourceError(
             f"{type(key).__name__.lstrip('_')} keys are not supported",
-            hint="use an RSA (2048 bits or more) or EC (P-256, P-384, P-521) key",
+            hint="use an RSA (2048 bits or more), EC (P-256, P-384, P-521) or ML-DSA key",
         )
 
 
 def parse_private_key(data: bytes, source: str, password: str | None = None) -> PrivateKey:
     """A PEM or DER private key; asks for the password of an encrypted PKCS#8 key."""
     encrypted = b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
+    encrypted = encrypted or (b"-----BEGIN" not in data and _der_needs_password(data))
     if encrypted and password is None:
         password = secret_from_env("HWSIGNER_PKCS8_PASSWORD") or ask_secret(
             f"Password for {source}: ", instead="--pkcs8-password or HWSIGNER_PKCS8_PASSWORD"
@@ -111,12 +124,12 @@ def parse_private_key(data: bytes, source: str, password: str | None = None) -> 
             ) from None
         raise KeySourceError(
             f"{source} holds no private key that can be read ({_reason(exc)})",
-            hint="give a PEM or DER RSA or EC private key (PKCS#1, SEC1 or PKCS#8)",
+            hint=KEY_HINT,
         ) from None
     except (TypeError, UnsupportedAlgorithm) as exc:
         raise KeySourceError(
             f"{source}: unsupported private key ({_reason(exc)})",
-            hint="give a PEM or DER RSA or EC private key (PKCS#1, SEC1 or PKCS#8)",
+            hint=KEY_HINT,
         ) from None
     check_key(key)
     return key  # type: ignore[return-value]
@@ -167,6 +180,17 @@ def _load_pkcs12(data: bytes, password: str | None) -> pkcs12.PKCS12KeyAndCertif
         if "password" in str(exc).lower() or "mac" in str(exc).lower():
             return None
         raise
+
+
+def _der_needs_password(data: bytes) -> bool:
+    """An encrypted PKCS#8 DER key (EncryptedPrivateKeyInfo), which has no PEM label to tell."""
+    try:
+        serialization.load_der_private_key(data, None)
+    except TypeError:
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        pass
+    return False
 
 
 def secret_from_env(name: str) -> str | None:

@@ -24,8 +24,14 @@ from typing import Literal
 from ..errors import ConfigError
 from ..keys import PublicKey
 
-Algorithm = Literal["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]
-ALGORITHMS: tuple[Algorithm, ...] = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072")
+Algorithm = Literal[
+    "ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87"
+]
+ALGORITHMS: tuple[Algorithm, ...] = (
+    "ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87",
+)  # fmt: skip
+# SoftHSM 2.6 and TPM 2.0 have no ML-DSA mechanism: these are made in files only.
+FILE_ONLY: tuple[Algorithm, ...] = ("ml-dsa-44", "ml-dsa-65", "ml-dsa-87")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +56,4 @@ def curve_bits(algorithm: Algorithm) -> int:
     return int(algorithm.rsplit("-", 1)[1].lstrip("p"))
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "GeneratedKey", "check_algorithm", "curve_bits"]
+__all__ = ["ALGORITHMS", "FILE_ONLY", "Algorithm", "GeneratedKey", "check_algorithm", "curve_bits"]

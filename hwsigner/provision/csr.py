@@ -9,7 +9,7 @@
 
 ``cryptography``'s CSR builder wants a private key object it can call, so the request is put
 together here (RFC 2986) with ``asn1crypto``: the ``CertificationRequestInfo`` is encoded, the key
-signs its DER (ECDSA or PKCS#1 v1.5, always over SHA-256), and the result is checked with
+signs its DER (ECDSA or PKCS#1 v1.5 over SHA-256, or pure ML-DSA), and the result is checked with
 ``cryptography`` before anyone sees it. The request asks for what IAM Roles Anywhere needs of a
 leaf: keyUsage digitalSignature and extendedKeyUsage clientAuth (a CA may override both).
 """
@@ -29,6 +29,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import ConfigError, KeySourceError
 from ..keys import KeyBackend
+from ..x509certs import is_mldsa, key_type
+
+MLDSA_OIDS = {
+    "ML-DSA-44": "2.16.840.1.101.3.4.3.17",
+    "ML-DSA-65": "2.16.840.1.101.3.4.3.18",
+    "ML-DSA-87": "2.16.840.1.101.3.4.3.19",
+}
 
 SAN_HINT = "write each --san as dns:NAME, uri:URI, ip:ADDRESS or email:ADDRESS"
 SUBJECT_HINT = 'write it as "CN=device-0001,O=Acme" (RFC 4514) or "/O=Acme/CN=device-0001"'
@@ -129,6 +136,10 @@ def certification_request_info(
 
 
 def signature_algorithm(key: KeyBackend) -> algos.SignedDigestAlgorithm:
+    if is_mldsa(key.public_key):
+        # RFC 9881 (ML-DSA in X.509): the OID of the parameter set, parameters absent
+        oid = MLDSA_OIDS[key_type(key.public_key)]
+        return algos.SignedDigestAlgorithm({"algorithm": oid})
     if isinstance(key.public_key, ec.EllipticCurvePublicKey):
         # RFC 5758 section 3.2: the parameters field MUST be absent for ECDSA
         return algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError, needs_extra
 from ..keys import KeyOptions
-from . import GeneratedKey, check_algorithm
+from . import FILE_ONLY, GeneratedKey, check_algorithm
 from .keygen_file import create_exclusive, generate_file_key
 
 
@@ -28,6 +28,12 @@ def generate_key(
     checked = check_algorithm(algorithm)
     if not ref:
         raise ConfigError("no key reference given", hint="pass --private-key")
+    if checked in FILE_ONLY and (tpm or ref.startswith(("pkcs11:", "handle:"))):
+        raise ConfigError(
+            f"{checked} keys cannot be made in a PKCS#11 token or a TPM (SoftHSM 2.6 and "
+            "TPM 2.0 have no ML-DSA)",
+            hint="give --private-key a file path for an ML-DSA key",
+        )
     if ref.startswith("pkcs11:"):
         if tpm:
             raise ConfigError("--tpm and a pkcs11: URI contradict each other")

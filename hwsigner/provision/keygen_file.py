@@ -13,13 +13,23 @@ from __future__ import annotations
 import os
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, rsa
 
 from ..errors import ConfigError
+from ..keys.file import PrivateKey
 from . import Algorithm, GeneratedKey, curve_bits
 
+MLDSA: dict[str, type[mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey]]
+MLDSA = {
+    "ml-dsa-44": mldsa.MLDSA44PrivateKey,
+    "ml-dsa-65": mldsa.MLDSA65PrivateKey,
+    "ml-dsa-87": mldsa.MLDSA87PrivateKey,
+}
 
-def new_private_key(algorithm: Algorithm) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+
+def new_private_key(algorithm: Algorithm) -> PrivateKey:
+    if algorithm.startswith("ml-dsa-"):
+        return MLDSA[algorithm].generate()
     if algorithm.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=curve_bits(algorithm))
     curve = ec.SECP256R1() if algorithm == "ec-p256" else ec.SECP384R1()
