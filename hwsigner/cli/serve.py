@@ -252,7 +252,7 @@ def refuse_flags_beside_config(args: argparse.Namespace) -> None:
         given.append("--auth-token-file")
     if given:
         raise ConfigError(
-            f"{given[0]} cannot be combined with --config",
+            f"{given[0]} (a flag, or its HWSIGNER_ variable) cannot be combined with --config",
             hint=f"write it in the file ({given[0][2:]} = ...)",
         )
 
