@@ -1,8 +1,21 @@
 """hwsigner: AWS IAM Roles Anywhere credentials from keys that never leave hardware.
 
-    >>> import hwsigner
-    >>> credentials = hwsigner.get_credentials(certificate="pkcs11:token=dev;object=ra",
-    ...     trust_anchor_arn="arn:...", profile_arn="arn:...", role_arn="arn:...")  # doctest: +SKIP
+    >>> import hwsigner, tempfile
+    >>> from hwsigner.devpki import DevPki
+    >>> from hwsigner.emulator import TrustAnchors, running
+    >>> pki = DevPki.create(tempfile.mkdtemp())        # a test CA; a device key it certifies
+    >>> cert, key = pki.new_leaf("ec-p256", "device")
+    >>> ra = "arn:aws:rolesanywhere:us-east-1:111122223333:"
+    >>> with running(TrustAnchors.load([str(pki.root_cert)])) as emulator:  # the service, offline
+    ...     credentials = hwsigner.get_credentials(
+    ...         certificate=str(cert), private_key=str(key), intermediates=str(pki.issuing_cert),
+    ...         trust_anchor_arn=ra + "trust-anchor/ta", profile_arn=ra + "profile/pr",
+    ...         role_arn="arn:aws:iam::111122223333:role/app", endpoint=emulator.url)
+    >>> credentials.access_key_id.startswith("ASIA")
+    True
+
+With a token, ``certificate="pkcs11:token=dev;object=ra"`` and no ``private_key``; with a TPM,
+``private_key="device.tss2"``; without ``endpoint``, the real service of the ARNs' region.
 
 Names are imported on first use, so ``import hwsigner`` loads no backend library (and not
 ``cryptography``).

@@ -1,7 +1,8 @@
 """Reading what others wrote, safely: files a user names, JSON from outside, remote text.
 
-    >>> read_user_file("leaf.pem", "certificate", "--certificate")   # doctest: +SKIP
-    b'-----BEGIN CERTIFICATE-----...'
+    >>> read_user_file("PKCS11:token=dev?pin-value=1234", "certificate", "--certificate")
+    Traceback (most recent call last):
+    hwsigner.errors.ConfigError: certificate PKCS11:token=dev?… is neither a file nor a pkcs11: URI
     >>> load_json(b'{"a": [1, 2]}')
     {'a': [1, 2]}
     >>> one_line("AccessDenied\\n\\x1b[31mred")

@@ -86,3 +86,6 @@ def endpoint_url(region: str, env: Mapping[str, str] | None = None) -> str:
         suffix = "amazonaws.com.cn" if china else "amazonaws.com"
     name = "rolesanywhere-fips" if fips else "rolesanywhere"
     return f"https://{name}.{region}.{suffix}"
+
+
+__all__ = ["REGION_NAME", "Arn", "endpoint_url", "parse_arn", "signing_region"]

@@ -117,3 +117,6 @@ def parse_time(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+__all__ = ["Credentials", "checked", "format_time", "parse_time"]

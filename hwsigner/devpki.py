@@ -1,9 +1,13 @@
 """A development PKI: a root CA, an issuing CA, and leaf certificates Roles Anywhere accepts.
 
-    >>> from hwsigner.devpki import DevPki
-    >>> pki = DevPki.create("/tmp/pki")                                 # doctest: +SKIP
-    >>> cert_path = pki.issue_file(public_key, "device-0001")           # doctest: +SKIP
-    >>> crl = pki.revoke([old_certificate])                             # doctest: +SKIP
+    >>> import tempfile
+    >>> from hwsigner.devpki import DevPki, new_key
+    >>> pki = DevPki.create(tempfile.mkdtemp())   # root-ca.pem, issuing-ca.pem and their keys
+    >>> pki.issue_file(new_key("ec-p256").public_key(), "device-0001").name
+    'device-0001.pem'
+    >>> old = pki.issue(new_key("ec-p256").public_key(), "device-0002")
+    >>> pki.revoke([old]).get_revoked_certificate_by_serial_number(old.serial_number) is not None
+    True
 
 For demos, tests and trying things out; not for production (the CA keys sit in plain files).
 Leaves are X.509 v3, not CAs, with keyUsage digitalSignature and extendedKeyUsage clientAuth,
@@ -27,6 +31,7 @@ from .errors import ConfigError
 from .keys.backend import PublicKey
 from .keys.file import MLDSA_PRIVATE_KEYS, MLDSAPrivateKey, certificate_hash
 from .keys.file import PrivateKey as LeafKey
+from .provision.csr import load_csr
 
 CaKey = ec.EllipticCurvePrivateKey | MLDSAPrivateKey  # ML-DSA signs without a hash (RFC 9881)
 KEY_TYPES = ("rsa-2048", "rsa-3072", "ec-p256", "ec-p384", "ec-p521", "ml-dsa-44", "ml-dsa-65")
@@ -161,38 +166,6 @@ def key_pem(key: LeafKey | CaKey) -> bytes:
     )
 
 
-# ecdsa-with-SHA224/256/384/512 (RFC 5758 §3.2: "the encoding MUST omit the parameters field").
-# tpm2-openssl writes them with a NULL parameter, which cryptography's strict parser refuses.
-def _without_ecdsa_null(der: bytes) -> bytes:
-    """The request with no NULL after an ecdsa-with-SHA* signature OID (tpm2-openssl writes one).
-
-    Only the outer AlgorithmIdentifier changes; asn1crypto re-uses the other parts' original
-    bytes, so the signed part and the signature stay as they are and still verify.
-    """
-    from asn1crypto import csr as asn1_csr
-
-    request = asn1_csr.CertificationRequest.load(der)
-    algorithm = request["signature_algorithm"]["algorithm"].native
-    if not algorithm.endswith("_ecdsa"):
-        return der
-    request["signature_algorithm"] = {"algorithm": algorithm}
-    return bytes(request.dump())
-
-
-def load_csr(data: bytes, source: str) -> x509.CertificateSigningRequest:
-    """A PEM or DER certificate request whose self-signature verifies, or a ConfigError."""
-    from asn1crypto import pem as asn1_pem
-
-    try:
-        der = asn1_pem.unarmor(data)[2] if asn1_pem.detect(data) else data
-        csr = x509.load_der_x509_csr(_without_ecdsa_null(der))
-    except (ValueError, TypeError):
-        raise ConfigError(f"{source} is not a readable certificate request") from None
-    if not csr.is_signature_valid:
-        raise ConfigError(f"the signature of the certificate request {source} does not verify")
-    return csr
-
-
 def load_public_key(path: Path) -> PublicKey:
     """The public key of a PEM public key, or of a PEM/DER certificate request (checked)."""
     try:
@@ -295,3 +268,9 @@ class DevPki:
         key_path = self.directory / f"{common_name}.key"
         write_private(key_path, key_pem(key))
         return cert_path, key_path
+
+
+__all__ = [
+    "KEY_TYPES", "CaKey", "DevPki", "key_pem", "load_public_key", "make_ca", "make_crl",
+    "make_leaf", "name", "new_key", "pem", "write_private",
+]  # fmt: skip

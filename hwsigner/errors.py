@@ -17,8 +17,9 @@ Messages never contain secrets: callers pass names and paths, never PINs or keys
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 class HwSignerError(Exception):
@@ -65,20 +66,42 @@ class NetworkError(HwSignerError):
 EXTRAS = {"pkcs11": ("pkcs11",), "tpm": ("tpm2_pytss",), "boto3": ("boto3", "botocore")}
 
 
-@contextmanager
-def needs_extra(extra: str) -> Iterator[None]:
+class needs_extra:  # lower case: used as a function, ``with needs_extra("pkcs11"):``
     """Turn the missing library of an optional extra into an error that names the extra.
 
     >>> with needs_extra("pkcs11"):
-    ...     from hwsigner.keys import pkcs11                          # doctest: +SKIP
+    ...     from hwsigner.keys import pkcs11
+
+    A class rather than a ``contextlib.contextmanager``: a cached ``credential-process`` loads
+    this module, and ``contextlib`` is not loaded at start-up.
     """
-    try:
-        yield
-    except ModuleNotFoundError as exc:
+
+    __slots__ = ("extra",)
+
+    def __init__(self, extra: str) -> None:
+        self.extra = extra
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not isinstance(exc, ModuleNotFoundError):
+            return
         library = (exc.name or "").split(".")[0]
-        if library not in EXTRAS[extra]:
-            raise
+        if library not in EXTRAS[self.extra]:
+            return
         raise ConfigError(
-            f"the Python module {library!r} (hwsigner[{extra}]) is not installed",
-            hint=f"pip install 'hwsigner[{extra}]'",
+            f"the Python module {library!r} (hwsigner[{self.extra}]) is not installed",
+            hint=f"pip install 'hwsigner[{self.extra}]'",
         ) from exc
+
+
+__all__ = [
+    "CertificateError", "ConfigError", "HwSignerError", "KeySourceError", "NetworkError",
+    "PasswordError", "ServiceError", "needs_extra",
+]  # fmt: skip

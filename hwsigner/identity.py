@@ -1,10 +1,14 @@
 """The identity a request is signed with: the leaf certificate, its chain, and its key.
 
+    >>> import tempfile
+    >>> from hwsigner.devpki import DevPki
     >>> from hwsigner.identity import load_identity
-    >>> identity, key = load_identity(certificate="leaf.pem", private_key="leaf.key",
-    ...                               intermediates="issuing-ca.pem")   # doctest: +SKIP
-    >>> identity.certificate.serial_number                            # doctest: +SKIP
-    4242
+    >>> pki = DevPki.create(tempfile.mkdtemp())        # a test CA; a device key it certifies
+    >>> cert, key = pki.new_leaf("ec-p256", "device")
+    >>> identity, key = load_identity(certificate=str(cert), private_key=str(key),
+    ...                               intermediates=str(pki.issuing_cert))
+    >>> identity.certificate.subject.rfc4514_string(), len(identity.chain)
+    ('CN=device,O=hwsigner dev', 1)
 
 Where each part comes from follows AWS's helper: the certificate may carry the key (a combo PEM,
 a PKCS#12 file, a ``pkcs11:`` URI); ``--private-key`` names it otherwise. The key must match the
@@ -13,12 +17,12 @@ certificate, compared by public key, before anything is sent.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from ._log import debug
 from .errors import CertificateError, ConfigError
 from .keys import KeyBackend, KeyOptions, PublicKey, open_key
 from .sigv4x509 import CertificateHeaders, algorithm_for, x509_headers
@@ -31,8 +35,6 @@ from .x509certs import (
     spki,
 )
 from .x509rules import chain_to_send
-
-log = logging.getLogger("hwsigner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,7 @@ def load_identity(
     except BaseException:
         key.close()
         raise
-    log.debug(
+    debug(
         "key: %s; certificate serial %d; chain of %d",
         key.description,
         leaf.serial_number,

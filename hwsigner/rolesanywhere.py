@@ -1,21 +1,30 @@
 """The IAM Roles Anywhere CreateSession client: hwsigner's only network code.
 
+    >>> import json, tempfile
     >>> from hwsigner import Settings, load_identity
-    >>> from hwsigner.rolesanywhere import request_credentials
-    >>> identity, key = load_identity("leaf.pem", "leaf.key")  # doctest: +SKIP
-    >>> settings = Settings(trust_anchor_arn=TRUST_ANCHOR_ARN, profile_arn=PROFILE_ARN,
-    ...                     role_arn=ROLE_ARN)                 # doctest: +SKIP
-    >>> request_credentials(settings, identity, key)  # doctest: +SKIP
-    Credentials(access_key_id='ASIA...', expiration='...')
+    >>> from hwsigner.devpki import DevPki
+    >>> from hwsigner.transport import Response
+    >>> cert, key = DevPki.create(tempfile.mkdtemp()).new_leaf("ec-p256", "device")
+    >>> identity, key = load_identity(str(cert), str(key))
+    >>> def service(request):                  # any Request -> Response callable
+    ...     print(request.method, request.url.split("?")[0])
+    ...     return Response(201, {}, json.dumps({"credentialSet": [{"credentials": {
+    ...         "accessKeyId": "ASIAEXAMPLE0000000", "secretAccessKey": "secret",
+    ...         "sessionToken": "token", "expiration": "2030-01-01T00:00:00Z"}}]}).encode())
+    >>> ra = "arn:aws:rolesanywhere:eu-west-1:111122223333:"
+    >>> settings = Settings(trust_anchor_arn=ra + "trust-anchor/ta", profile_arn=ra + "profile/p",
+    ...                     role_arn="arn:aws:iam::111122223333:role/app")
+    >>> request_credentials(settings, identity, key, transport=service)
+    POST https://rolesanywhere.eu-west-1.amazonaws.com/sessions
+    Credentials(access_key_id='ASIAEXAMPLE0000000', expiration='2030-01-01T00:00:00Z')
 
-The transport is one callable, ``Request -> Response``: tests pass a plain function or point
-the default one at a loopback emulator.
+The transport is one callable, ``Request -> Response``: a plain function (as above), or the
+default ``HttpTransport`` (tests point it at a loopback emulator).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import time
@@ -26,6 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ._log import debug
 from ._safe import load_json, one_line
 from .arns import endpoint_url, parse_arn, signing_region
 from .credentials import Credentials
@@ -35,8 +45,6 @@ from .keys import KeyBackend
 from .settings import Settings
 from .sigv4x509 import Request, sign
 from .transport import HttpTransport, Response, check_endpoint
-
-log = logging.getLogger("hwsigner")
 
 Transport = Callable[[Request], Response]
 
@@ -175,28 +183,28 @@ def request_credentials(
     target = target or resolve(settings, env)
     transport = transport or HttpTransport.from_env(env)
     attempts = max_attempts(env)
-    log.debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
-    log.debug("request body: %s", target.body.decode())
+    debug("endpoint: %s (region %s)", target.url.split("?")[0], target.region)
+    debug("request body: %s", target.body.decode())
     check_endpoint(target.url)
     request = Request("POST", target.url, (("Content-Type", "application/json"),), target.body)
     signer = identity.signer(key)
     for attempt in range(1, attempts + 1):
         signed = sign(request, signer, target.region, clock())
-        log.debug("canonical request:\n%s", signed.canonical_request)
-        log.debug("string to sign:\n%s", signed.string_to_sign)
+        debug("canonical request:\n%s", signed.canonical_request)
+        debug("string to sign:\n%s", signed.string_to_sign)
         try:
             response = transport(signed.request)
         except NetworkError as exc:
             if attempt == attempts:
                 raise
-            log.debug("attempt %d of %d failed: %s", attempt, attempts, exc)
+            debug("attempt %d of %d failed: %s", attempt, attempts, exc)
         else:
             if response.status in (200, 201):
                 return parse_credentials(response, clock())
             error = service_error(response)
             if not retryable(error) or attempt == attempts:
                 raise error
-            log.debug("attempt %d of %d failed: %s", attempt, attempts, error)
+            debug("attempt %d of %d failed: %s", attempt, attempts, error)
         sleep(backoff(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -283,3 +291,7 @@ def SessionParams(
         region=region,
         endpoint=endpoint,
     )
+
+
+__all__ = ["Target", "Transport", "backoff", "max_attempts", "parse_credentials",
+           "request_credentials", "resolve", "retryable", "service_error", "utcnow"]  # fmt: skip

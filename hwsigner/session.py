@@ -1,16 +1,21 @@
 """Open once, fetch many: a key and its identity, ready to call CreateSession again and again.
 
-    >>> import hwsigner
-    >>> settings = hwsigner.Settings(certificate="pkcs11:token=dev;object=ra",
-    ...     trust_anchor_arn="arn:...", profile_arn="arn:...", role_arn="arn:...")  # doctest: +SKIP
-    >>> with hwsigner.Session.open(settings) as session:                # doctest: +SKIP
-    ...     first, second = session.fetch(), session.fetch()   # one PKCS#11 login for both
-    >>> hwsigner.get_credentials(certificate="leaf.pem", private_key="leaf.key",
-    ...                          **arns)                              # doctest: +SKIP
-    Credentials(access_key_id='ASIA...', expiration='...')
-    >>> session = hwsigner.boto3_session(certificate="leaf.pem", private_key="leaf.key",
-    ...                                  **arns)                      # doctest: +SKIP
-    >>> session.client("s3").list_buckets()                           # doctest: +SKIP
+    >>> import hwsigner, tempfile
+    >>> from hwsigner.devpki import DevPki
+    >>> from hwsigner.emulator import TrustAnchors, running
+    >>> pki = DevPki.create(tempfile.mkdtemp())        # a test CA; a device key it certifies
+    >>> cert, key = pki.new_leaf("ec-p256", "device")
+    >>> ra = "arn:aws:rolesanywhere:us-east-1:111122223333:"
+    >>> with running(TrustAnchors.load([str(pki.root_cert)])) as emulator:  # the service, offline
+    ...     settings = hwsigner.Settings(
+    ...         certificate=str(cert), private_key=str(key), intermediates=str(pki.issuing_cert),
+    ...         trust_anchor_arn=ra + "trust-anchor/ta", profile_arn=ra + "profile/pr",
+    ...         role_arn="arn:aws:iam::111122223333:role/app", endpoint=emulator.url)
+    ...     with hwsigner.Session.open(settings) as session:  # a token: one login for both
+    ...         first, second = session.fetch(), session.fetch()
+    >>> first.access_key_id != second.access_key_id
+    True
+    >>> s3 = hwsigner.boto3_session(**arns).client("s3")      # doctest: +SKIP
 
 ``Session`` is what every delivery mode runs on: ``credential-process`` fetches once, ``update``
 and ``serve`` hand ``fetch`` to a ``CredentialKeeper``; ``serve --config`` opens one and

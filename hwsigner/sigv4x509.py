@@ -284,3 +284,11 @@ def sign(request: Request, signer: Signer, region: str, now: datetime) -> Signed
     return SignedRequest(
         Request(request.method, request.url, headers, request.body), canonical, to_sign
     )
+
+
+__all__ = [
+    "MAX_CHAIN", "CertificateHeaders", "PublicKey", "Request", "RequestForm", "SignedRequest",
+    "Signer", "algorithm_for", "amz_date", "authorization_header", "canonical_headers",
+    "canonical_query", "canonical_request", "canonical_uri", "credential_scope", "host_header",
+    "request_form", "sign", "string_to_sign", "uri_encode", "x509_headers",
+]  # fmt: skip

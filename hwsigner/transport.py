@@ -1,8 +1,12 @@
 """HTTP(S) for CreateSession: TLS settings, proxies from the environment, timeouts.
 
-    >>> transport = HttpTransport.from_env({"AWS_CA_BUNDLE": "/etc/ssl/corp.pem"})  # doctest: +SKIP
-    >>> transport(request).status                                     # doctest: +SKIP
-    201
+    >>> from hwsigner.emulator import TrustAnchors, running
+    >>> from hwsigner.sigv4x509 import Request
+    >>> transport = HttpTransport.from_env({})  # reads AWS_CA_BUNDLE, HTTPS_PROXY, NO_PROXY
+    >>> with running(TrustAnchors(())) as server:            # any HTTP endpoint will do
+    ...     response = transport(Request("GET", server.url + "/_emulator/stats", (), b""))
+    >>> response.status, response.headers["content-type"]
+    (200, 'application/json')
 
 Headers go out exactly as signed: ``Host`` is the signed one, never rebuilt. One attempt has
 one total deadline (``total_timeout``, 30 s) on top of the per-read timeout, so an endpoint that
@@ -221,3 +225,9 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout | TimeoutError):
         return "timed out"
     return one_line(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+
+
+__all__ = [
+    "DeadlineSocket", "HttpTransport", "Response", "bypasses_proxy", "check_endpoint",
+    "proxies_from",
+]  # fmt: skip

@@ -52,6 +52,11 @@ def main() -> int:
     parser.add_argument(
         "--only", metavar="SECTIONS", help=f"comma-separated, of: {', '.join(SECTIONS)}"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure this git revision (e.g. the last release), installed the same way",
+    )
     args = parser.parse_args()
     wanted = args.only.split(",") if args.only else list(SECTIONS)
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -67,10 +72,13 @@ def main() -> int:
             lab.add_swtpm()
         for kind, reason in lab.missing.items():
             report.note(f"no {kind} key: {reason}")
+        baseline = lab.baseline_bin(args.baseline) if args.baseline else None
+        if {"startup", "imports"} & set(wanted):
+            lab.start_agent(lab.plain_bin())
         if "startup" in wanted:
-            startup(lab, report, rounds.startup)
+            startup(lab, report, rounds.startup, baseline)
         if "imports" in wanted:
-            imports(lab, report)
+            imports(lab, report, baseline)
         if "signing" in wanted:
             signing(lab, report, rounds.signing)
         if "hardware" in wanted:
@@ -78,7 +86,7 @@ def main() -> int:
         if "serve" in wanted:
             serve(lab, report, rounds.serve_seconds)
         if "end-to-end" in wanted:
-            end_to_end(lab, report, rounds.end_to_end)
+            end_to_end(lab, report, rounds.end_to_end, baseline)
     report.summary()
     print(f"\n(took {time.monotonic() - started:.0f} s)")
     return 0

@@ -26,22 +26,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # for the test fixtures in tests/
+from lab import ARN_FLAGS, RunningEmulator, start_emulator, stop
 
-from hwsigner.devpki import DevPki  # noqa: E402
-from tests.conftest import RunningEmulator, start_emulator, stop  # noqa: E402
-from tests.helpers import ARN_FLAGS  # noqa: E402
+from hwsigner.devpki import DevPki
+
+REPO = Path(__file__).resolve().parents[1]
 
 DEV_BIN = Path(sys.executable).parent  # this venv, with hwsigner installed in editable mode
 HWSIGNER = str(DEV_BIN / "hwsigner")  # the console script users run
-CONSOLE_SCRIPT = """#!{python}
-import sys
-from hwsigner.cli import run
-if __name__ == "__main__":
-    sys.exit(run())
-"""
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 LOOPBACK_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
@@ -77,6 +70,8 @@ class Lab:
         self.softhsm: TokenKey | None = None
         self.swtpm: TpmKeyFile | None = None
         self.missing: dict[str, str] = {}
+        self.baseline = ""  # the revision baseline_bin installed
+        self.agent_socket = directory / "agent" / "agent.sock"
         self._cleanup = cleanup
 
     @classmethod
@@ -133,20 +128,57 @@ class Lab:
         raise ValueError(f"no {kind} key in this lab")
 
     def plain_bin(self) -> Path:
-        """The bin directory of a venv where hwsigner is installed as pip installs it: on
-        ``sys.path`` with no import hook. An editable install's hook makes every ``python``
-        start import pathlib, re and more, which flatters start-up ratios; users have none."""
-        venv = self.directory / "plain-venv"
+        """The bin directory of a venv where this checkout is installed as users install it:
+        ``pip install`` (not editable), with pip's or our own launcher as ``bin/hwsigner``. An
+        editable install's hook makes every ``python`` start import pathlib, re and more,
+        which flatters start-up ratios; users have none."""
+        source = self.directory / "src-current"
+        if not source.exists():
+            for name in ("pyproject.toml", "README.md", "bin", "hwsigner"):
+                if (REPO / name).is_dir():
+                    shutil.copytree(REPO / name, source / name, ignore=IGNORE)
+                elif (REPO / name).exists():
+                    source.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(REPO / name, source / name)
+        return self.installed_bin("plain-venv", source)
+
+    def baseline_bin(self, revision: str) -> Path:
+        """The same for the checkout's ``revision`` (``git archive``): the release to compare."""
+        source = self.directory / "src-baseline"
+        self.baseline = revision
+        if not source.exists():
+            source.mkdir()
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", revision],
+                check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+        return self.installed_bin("baseline-venv", source)
+
+    def installed_bin(self, name: str, source: Path) -> Path:
+        """``pip install --no-deps SOURCE`` into a new venv whose dependencies come from this
+        one (a ``.pth`` line: this venv's site-packages, whose own ``.pth`` hooks do not run)."""
+        venv = self.directory / name
         if not venv.exists():
-            command = [sys.executable, "-m", "venv", "--without-pip", str(venv)]
-            subprocess.run(command, check=True, timeout=120, capture_output=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300,
+                           capture_output=True)  # fmt: skip
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps"]
+            subprocess.run([*pip, str(source)], check=True, timeout=600, capture_output=True)
             (packages,) = venv.glob("lib/python*/site-packages")
-            paths = [str(REPO), *site.getsitepackages()]  # hwsigner, then its dependencies
-            (packages / "hwsigner-bench.pth").write_text("".join(p + "\n" for p in paths))
-            script = venv / "bin" / "hwsigner"
-            script.write_text(CONSOLE_SCRIPT.format(python=venv / "bin" / "python"))
-            script.chmod(0o755)
+            paths = site.getsitepackages()  # hwsigner's dependencies, after hwsigner itself
+            (packages / "zz-hwsigner-bench.pth").write_text("".join(p + "\n" for p in paths))
         return venv / "bin"
+
+    def start_agent(self, bin_dir: Path) -> None:
+        """``hwsigner agent`` for the file key on ``agent_socket``, until the lab closes."""
+        command = [str(bin_dir / "hwsigner"), "agent", "--socket", str(self.agent_socket),
+                   *self.flags("file")]  # fmt: skip
+        agent = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, env=self.env, text=True)  # fmt: skip
+        self._cleanup.callback(stop, agent)
+        assert agent.stdout is not None
+        if not agent.stdout.readline().startswith("export HWSIGNER_AGENT_SOCKET="):
+            raise RuntimeError("hwsigner agent did not start")
 
     def kinds(self) -> list[str]:
         return ["file", *(k for k in ("softhsm", "swtpm") if getattr(self, k) is not None)]
@@ -160,12 +192,9 @@ class Lab:
 
     def add_softhsm(self) -> None:
         """A SoftHSM token with an EC P-256 key generated in it, and its certificate."""
-        try:
-            from tests.softhsm import MODULE, SoftHsm
-        except ImportError as exc:
-            self.missing["softhsm"] = f"cannot import the fixtures: {exc}"
-            return
-        if not (MODULE and shutil.which("softhsm2-util") and shutil.which("pkcs11-tool")):
+        from lab.softhsm import SoftHsm, available
+
+        if not available():
             self.missing["softhsm"] = "needs softhsm2 and OpenSC's pkcs11-tool"
             return
         try:
@@ -183,15 +212,12 @@ class Lab:
 
     def add_swtpm(self) -> None:
         """swtpm on loopback and an EC P-256 key made in it by tpm2-openssl."""
-        try:
-            from tests.swtpm import Swtpm, _openssl_has_tpm2_provider, _tpm2_pytss_importable
-        except ImportError as exc:
-            self.missing["swtpm"] = f"cannot import the fixtures: {exc}"
-            return
-        if not (shutil.which("swtpm") and _tpm2_pytss_importable()):
+        from lab.swtpm import Swtpm, openssl_has_tpm2_provider, tpm2_pytss_importable
+
+        if not (shutil.which("swtpm") and tpm2_pytss_importable()):
             self.missing["swtpm"] = "needs swtpm and tpm2-pytss (pip install 'hwsigner[tpm]')"
             return
-        if not _openssl_has_tpm2_provider():
+        if not openssl_has_tpm2_provider():
             self.missing["swtpm"] = "needs the tpm2-openssl provider to make a key"
             return
         tpm = Swtpm.start(self.directory / "swtpm")

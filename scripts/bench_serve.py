@@ -29,8 +29,7 @@ from pathlib import Path
 
 from bench_lab import REPO, Lab
 from bench_report import Report
-
-from tests.helpers import ROLE_ARN
+from lab import ROLE_ARN
 
 BASELINE = "7f6e642"  # main before the asyncio server: ThreadingHTTPServer
 CLIENTS = (1, 8, 64)

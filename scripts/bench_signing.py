@@ -25,13 +25,13 @@ from bench_lab import Lab, TokenKey
 from bench_report import Report, interleaved, micros, millis
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from lab import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
 from hwsigner.identity import Identity, load_identity
 from hwsigner.keys import Digest, KeyBackend, KeyOptions, PublicKey
 from hwsigner.rolesanywhere import request_credentials, resolve
 from hwsigner.settings import Settings
 from hwsigner.sigv4x509 import Request, sign
-from tests.helpers import PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
 # ratio budgets of hwsigner's signing over the bare library operation
 BUDGETS = {"file": 1.5, "file-rsa": 1.5, "softhsm": 1.10, "swtpm": 1.10}

@@ -2,55 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from hwsigner.devpki import DevPki
+from scripts.lab import RunningEmulator, start_emulator, stop
+
+__all__ = ["RunningEmulator", "start_emulator", "stop"]
 
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     """A root CA and an issuing CA in a temporary directory."""
     return DevPki.create(tmp_path_factory.mktemp("pki"))
-
-
-@dataclass
-class RunningEmulator:
-    url: str
-    process: subprocess.Popen[str]
-
-
-def start_emulator(*anchors: Path, extra: tuple[str, ...] = ()) -> RunningEmulator:
-    """``hwsigner emulator --port 0`` as a subprocess; its first stdout line is its URL."""
-    flags = [arg for anchor in anchors for arg in ("--trust-anchor", str(anchor))]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hwsigner", "emulator", "--port", "0", *flags, *extra],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://127.0.0.1:"):
-        process.kill()
-        _, err = process.communicate(timeout=10)
-        raise RuntimeError(f"emulator did not start: {url!r} {err}")
-    return RunningEmulator(url, process)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
 
 
 @pytest.fixture(scope="session")

@@ -9,22 +9,24 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from scripts.lab import ACCOUNT, ARN_FLAGS, PROFILE_ARN, REGION, ROLE_ARN, TRUST_ANCHOR_ARN
+
+__all__ = [  # the ARNs live in scripts/lab (the benchmarks use them too)
+    "ACCOUNT",
+    "ARN_FLAGS",
+    "PROFILE_ARN",
+    "REGION",
+    "REPO",
+    "ROLE_ARN",
+    "TRUST_ANCHOR_ARN",
+    "VECTORS",
+    "assert_one_line_error",
+    "process_credentials",
+    "run_cli",
+]
+
 REPO = Path(__file__).resolve().parents[1]
 VECTORS = REPO.parent / "shared" / "vectors" / "official-helper"
-
-ACCOUNT = "111122223333"
-REGION = "us-east-1"
-TRUST_ANCHOR_ARN = f"arn:aws:rolesanywhere:{REGION}:{ACCOUNT}:trust-anchor/ta-0001"
-PROFILE_ARN = f"arn:aws:rolesanywhere:{REGION}:{ACCOUNT}:profile/pr-0001"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/hwsigner-test"
-ARN_FLAGS = [
-    "--trust-anchor-arn",
-    TRUST_ANCHOR_ARN,
-    "--profile-arn",
-    PROFILE_ARN,
-    "--role-arn",
-    ROLE_ARN,
-]
 
 
 def run_cli(

@@ -25,7 +25,7 @@ from hwsigner.credentials import Credentials, format_time
 from hwsigner.delivery.cache import CredentialCache, cache_key
 
 from .conftest import RunningEmulator
-from .delivery import create_sessions, isolate_aws
+from .delivery import create_sessions, fail_service, isolate_aws
 from .helpers import process_credentials, run_cli
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -44,14 +44,31 @@ def at(moment: datetime) -> float:
 # The cache module
 
 
-def test_an_entry_is_used_while_more_than_five_minutes_remain(tmp_path: Path) -> None:
+def test_an_entry_is_used_while_more_than_fifteen_minutes_remain(tmp_path: Path) -> None:
+    """botocore runs credential_process again once 15 minutes remain: the cache must not answer
+    it with the same credentials then."""
     cache = CredentialCache(tmp_path / "c")
-    cache.put("k1", credentials_valid_for(60))
-    found = cache.get("k1", at(NOW + timedelta(minutes=54)))
+    cache.put("k1", credentials_valid_for(60), at(NOW))
+    found = cache.get("k1", at(NOW + timedelta(minutes=44)))
     assert found is not None
     assert Credentials.from_process_json(found) == credentials_valid_for(60)
-    assert cache.get("k1", at(NOW + timedelta(minutes=55))) is None
-    assert cache.get("k1", at(NOW + timedelta(minutes=56))) is None
+    assert cache.get("k1", at(NOW + timedelta(minutes=45))) is None
+    assert cache.get("k1", at(NOW + timedelta(minutes=46))) is None
+
+
+def test_a_short_entry_is_used_for_half_its_lifetime(tmp_path: Path) -> None:
+    """A 900-second session stays cacheable: reused for its first 7.5 minutes."""
+    cache = CredentialCache(tmp_path / "c")
+    cache.put("k1", credentials_valid_for(15), at(NOW))
+    assert cache.get("k1", at(NOW + timedelta(minutes=7))) is not None
+    assert cache.get("k1", at(NOW + timedelta(minutes=7.5))) is None
+
+
+def test_a_stale_entry_is_kept_for_an_outage_until_a_minute_remains(tmp_path: Path) -> None:
+    cache = CredentialCache(tmp_path / "c")
+    cache.put("k1", credentials_valid_for(60), at(NOW))
+    assert cache.get("k1", at(NOW + timedelta(minutes=58)), stale=True) is not None
+    assert cache.get("k1", at(NOW + timedelta(minutes=59)), stale=True) is None
 
 
 def test_files_are_0600_in_a_0700_directory(tmp_path: Path) -> None:
@@ -245,8 +262,8 @@ def test_a_hit_touches_neither_key_nor_network_nor_heavy_modules(
     ours = {name for name in loaded if name.startswith("hwsigner")}
     assert ours <= {"hwsigner", "hwsigner.cli", "hwsigner.cli.cache_hit", "hwsigner.settings",
                     "hwsigner.cli.sources",
-                    "hwsigner.delivery", "hwsigner.delivery.cache",
-                    "hwsigner._safe", "hwsigner.errors"}, ours  # fmt: skip
+                    "hwsigner.delivery", "hwsigner.delivery.cache", "hwsigner.delivery.cache_entry",
+                    "hwsigner._safe", "hwsigner._log", "hwsigner.errors"}, ours  # fmt: skip
     heavy = {"cryptography", "pkcs11", "tpm2_pytss", "boto3", "botocore", "asn1crypto"}
     assert not {name.split(".")[0] for name in loaded} & heavy
     # each of these costs more than half of a bare interpreter's start-up (docs/performance.md)
@@ -255,7 +272,8 @@ def test_a_hit_touches_neither_key_nor_network_nor_heavy_modules(
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.split()  # fmt: skip
     added = loaded - set(bare)
-    assert not added & {"argparse", "json", "re", "pathlib", "typing", "logging"}, added
+    unwanted = {"argparse", "json", "re", "pathlib", "typing", "logging", "contextlib"}
+    assert not added & unwanted, added
     assert create_sessions(own_emulator.url) == 1
 
 
@@ -289,10 +307,32 @@ def test_an_entry_about_to_expire_is_refreshed(
     data = json.loads(entry.read_text())
     soon = datetime.now(timezone.utc) + timedelta(minutes=4)
     data["credentials"]["Expiration"] = format_time(soon)
+    data["reuse_until"] = int(soon.timestamp()) - 15 * 60  # as put writes it for an hour
     entry.write_text(json.dumps(data))
     second = cached(*flags, cache_dir=tmp_path / "c")
     assert second["AccessKeyId"] != first["AccessKeyId"]
     assert create_sessions(own_emulator.url) == 2
+
+
+def test_a_failed_refresh_hands_out_the_still_valid_entry_with_a_warning(
+    own_emulator: RunningEmulator, flags: list[str], tmp_path: Path
+) -> None:
+    first = cached(*flags, cache_dir=tmp_path / "c")
+    (entry,) = (tmp_path / "c").glob("*.json")
+    data = json.loads(entry.read_text())
+    data["reuse_until"] = int(time.time()) - 1  # due for a refresh, still valid for an hour
+    entry.write_text(json.dumps(data))
+    fail_service(own_emulator.url)
+    result = run_cli("credential-process", *flags, "--cache", "--cache-dir", tmp_path / "c")
+    assert process_credentials(result)["AccessKeyId"] == first["AccessKeyId"]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("hwsigner: warning: ") and "using cached credentials valid until" in line
+    data["credentials"]["Expiration"] = format_time(
+        datetime.now(timezone.utc) + timedelta(seconds=50)
+    )
+    entry.write_text(json.dumps(data))  # under a minute left: not handed out any more
+    result = run_cli("credential-process", *flags, "--cache", "--cache-dir", tmp_path / "c")
+    assert result.returncode == 1 and "ASIA" not in result.stdout
 
 
 def test_a_cache_that_cannot_be_written_still_gives_the_credentials(
@@ -340,3 +380,75 @@ def test_boto3_resolves_credentials_from_a_credential_process_line(
     frozen = [c.get_frozen_credentials() for c in found]
     assert all(f.access_key.startswith("ASIA") and f.token for f in frozen)
     assert create_sessions(own_emulator.url) == (1 if use_cache else 2)
+
+
+# A long-running boto3 program, 46 minutes into an hour-long entry (botocore's clock, and the
+# clock of the credential_process runs it starts, moved forward: waiting is not an option).
+SHIFTED_TIME = """
+import os, time
+shift = float(os.environ.get("HWSIGNER_TEST_CLOCK_SHIFT") or 0)
+if shift:
+    real_time = time.time
+    time.time = lambda: real_time() + shift
+"""
+LONG_RUNNING = """
+import datetime, json, os, sys, urllib.request
+import boto3
+from botocore.credentials import _local_now
+
+emulator, count, shift = sys.argv[1], sys.argv[2], 46 * 60
+
+def runs():
+    with open(count) as f:
+        return len(f.readlines())
+
+def expire_in(seconds):
+    body = json.dumps({"expiresIn": seconds}).encode()
+    urllib.request.urlopen(urllib.request.Request(emulator + "/_emulator/settings", body))
+
+expire_in(3600)
+credentials = boto3.Session(profile_name="device").get_credentials()
+for _ in range(10):
+    credentials.get_frozen_credentials()
+first = runs()
+# 46 minutes later: 14 minutes left, inside botocore's 15-minute refresh window
+credentials._time_fetcher = lambda: _local_now() + datetime.timedelta(seconds=shift)
+os.environ["HWSIGNER_TEST_CLOCK_SHIFT"] = str(shift)
+expire_in(shift + 3600)  # what the emulator issues now lasts an hour on the moved clock
+for _ in range(10):
+    credentials.get_frozen_credentials()
+print(first, runs() - first)
+"""
+
+
+def test_a_long_running_boto3_program_runs_credential_process_once_per_refresh(
+    own_emulator: RunningEmulator,
+    flags: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the last 15 minutes of an entry botocore runs credential_process on every call until
+    it gets credentials with more left: the cache must not answer with the same entry then."""
+    config, _ = isolate_aws(monkeypatch, tmp_path)
+    (tmp_path / "clock").mkdir()
+    (tmp_path / "clock" / "sitecustomize.py").write_text(SHIFTED_TIME)
+    count = tmp_path / "runs"
+    count.touch()
+    wrapper = tmp_path / "hwsigner-counted"
+    wrapper.write_text(
+        f'#!/bin/sh\necho run >> "{count}"\nexec "{sys.executable}" -m hwsigner "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    line = shlex.join([str(wrapper), "credential-process", "--cache", "--cache-dir",
+                       str(tmp_path / "c"), *flags])  # fmt: skip
+    config.write_text(f"[profile device]\ncredential_process = {line}\n")
+    repo = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'clock'}{os.pathsep}{repo}")
+    monkeypatch.delenv("HWSIGNER_TEST_CLOCK_SHIFT", raising=False)
+    result = subprocess.run(
+        [sys.executable, "-c", LONG_RUNNING, own_emulator.url, str(count)],
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1"]  # one run at the start, one at the refresh
+    assert create_sessions(own_emulator.url) == 2

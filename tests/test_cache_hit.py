@@ -17,7 +17,8 @@ import pytest
 from hwsigner.cli.cache_hit import cache_inputs, read_flags
 from hwsigner.cli.parser import apply_sources, build_parser
 from hwsigner.credentials import Credentials
-from hwsigner.delivery.cache import CredentialCache, entry_answer, plain_process_expiration
+from hwsigner.delivery.cache import CredentialCache
+from hwsigner.delivery.cache_entry import entry_answer, plain_process_expiration
 
 from .helpers import ARN_FLAGS, PROFILE_ARN, ROLE_ARN, TRUST_ANCHOR_ARN
 
@@ -131,7 +132,7 @@ def test_entries_read_without_json_agree_with_json(
     given = credentials(secret, token)
     cache.put("k", given)
     text = cache.entry_path("k").read_text()
-    answer, expiration = entry_answer(text, "k")
+    answer, expiration, _ = entry_answer(text, "k")
     assert answer == given.to_process_json()
     assert json.loads(answer) == json.loads(text)["credentials"]
     assert expiration == "2030-01-01T00:00:00Z"

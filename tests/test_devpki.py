@@ -12,7 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from hwsigner.devpki import DevPki, load_csr
+from hwsigner.devpki import DevPki
+from hwsigner.provision.csr import load_csr
 
 from .helpers import REPO
 from .swtpm import Swtpm, needs_swtpm, needs_tpm2_openssl

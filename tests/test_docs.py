@@ -76,6 +76,7 @@ def page_env(
     work, home = tmp_path / "work", tmp_path / "home"
     work.mkdir()
     home.mkdir()
+    (tmp_path / "run").mkdir(mode=0o700)
     cert, key = pki.new_leaf("ec-p256", f"docs-{page.stem}")
     files = {
         "device.pem": cert,
@@ -104,6 +105,7 @@ def page_env(
     env = {k: v for k, v in os.environ.items() if k not in AWS_VARIABLES and "PKCS11" not in k}
     env.update(
         HOME=str(home),
+        XDG_RUNTIME_DIR=str(tmp_path / "run"),  # the agent's default socket, one per page
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
         PYTHONPATH=str(REPO),
         TA=TRUST_ANCHOR_ARN,

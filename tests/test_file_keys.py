@@ -64,7 +64,7 @@ def test_encrypted_key_without_terminal_names_the_flag(tmp_path: Path, monkeypat
     key = ec.generate_private_key(ec.SECP256R1())
     enc = serialization.BestAvailableEncryption(b"s3cret")
     path = write(tmp_path / "k.pem", key.private_bytes(PEM, PKCS8, enc))
-    monkeypatch.setattr("hwsigner._tty.TTY", str(tmp_path / "no-tty"))  # no terminal here
+    monkeypatch.setattr("hwsigner.keys.backend.TTY", str(tmp_path / "no-tty"))  # no terminal here
     with pytest.raises(ConfigError, match="no terminal") as caught:
         FileKey.load(path)
     assert "--pkcs8-password" in (caught.value.hint or "")

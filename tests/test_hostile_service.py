@@ -129,4 +129,4 @@ def test_a_planted_deep_json_cache_entry_is_ignored(
     for _ in range(2):  # the first run replaces the entry; the second reads the new one
         again = process_credentials(run_cli("credential-process", *flags))
     assert again["AccessKeyId"] != first["AccessKeyId"]
-    assert entry.read_text().startswith('{"format":1')
+    assert entry.read_text().startswith('{"format":2')

@@ -5,7 +5,8 @@
 
 Each subcommand lives in a module of this package: ``add_arguments(parser)`` and ``run(args)``
 when the module holds one command, ``add_<command>_arguments`` and ``run_<command>`` when it
-groups several (``daemons``: ``update``, ``emulator``). The modules import only
+groups several (``daemons``: ``update``, ``emulator``; ``provision``: ``keygen``,
+``csr``, ``import-cert``, ``doctor``). The modules import only
 ``argparse`` at the top; what a command needs is imported when it runs.
 Only this package prints, reads the terminal and chooses exit codes. This module imports
 nothing but ``os`` and ``sys``: a cached ``credential-process`` answers from ``cache_hit``
@@ -24,15 +25,24 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["version"]:  # before argparse, which costs more than a bare Python start-up
+        from .. import __version__
+
+        sys.stdout.write(__version__ + "\n")
+        return 0
     if argv[:1] == ["credential-process"]:
-        from .cache_hit import cached_answer
+        from ..errors import HwSignerError
+        from .cache_hit import agent_answer, cached_answer
 
         try:
-            answer = cached_answer(argv[1:], os.environ)
+            answer = agent_answer(argv[1:], os.environ) or cached_answer(argv[1:], os.environ)
             if answer is not None:
                 sys.stdout.write(answer)
                 return 0
         except BrokenPipeError:
+            return 1
+        except HwSignerError as exc:  # no agent answered, and no --agent-fallback
+            sys.stderr.write(error_line(exc) + "\n")
             return 1
     from .parser import build_parser
 
@@ -79,3 +89,6 @@ def error_line(exc: BaseException) -> str:
 def run() -> None:
     """The console-script entry point."""
     sys.exit(main())
+
+
+__all__ = ["error_line", "main", "run"]

@@ -1,7 +1,20 @@
 """``credential-process --cache`` answered from the cache before argparse is loaded.
 
-    >>> cached_answer(["--cache", "--certificate", "leaf.pem", ...], os.environ)  # doctest: +SKIP
-    '{"Version":1,"AccessKeyId":"ASIA...",...}'
+    >>> import tempfile
+    >>> from datetime import datetime, timezone
+    >>> from hwsigner.credentials import Credentials
+    >>> from hwsigner.delivery.cache import CredentialCache, cache_key
+    >>> ra = "arn:aws:rolesanywhere:us-east-1:111122223333:"
+    >>> args = ["--cache", "--cache-dir", tempfile.mkdtemp(), "--certificate", "leaf.pem",
+    ...         "--trust-anchor-arn", ra + "trust-anchor/t", "--profile-arn", ra + "profile/p",
+    ...         "--role-arn", "arn:aws:iam::111122223333:role/r"]
+    >>> cached_answer(args, {}) is None         # a miss: the full command runs and fills it
+    True
+    >>> values, expiry = read_flags(args), datetime(2030, 1, 1, tzinfo=timezone.utc)
+    >>> CredentialCache.at(values["cache_dir"], {}).put(cache_key(*cache_inputs(values, {})),
+    ...     Credentials("ASIAEXAMPLE0000000", "secret", "token", expiry))
+    >>> cached_answer(args, {})[:47]
+    '{"Version":1,"AccessKeyId":"ASIAEXAMPLE0000000"'
 
 The AWS CLI runs ``credential_process`` before every command, so a cache hit should cost little
 more than starting Python. Importing ``argparse``, ``json`` or ``re`` would each add more than
@@ -55,6 +68,34 @@ def cached_answer(args: Sequence[str], env: Mapping[str, str]) -> str | None:
         return cache.get(cache_key(*cache_inputs(values, env)))
     except HwSignerError:
         return None  # the full command reports it
+
+
+def agent_answer(args: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The running agent's ``credential_process`` JSON when ``args`` hold ``--agent [PATH]``;
+    None without ``--agent``, or when no agent answers and ``--agent-fallback`` asks the full
+    command to sign directly. Raises ``AgentUnavailable`` when no agent answers otherwise."""
+    path = agent_flag(args)
+    if path is None:
+        return None
+    from ..delivery.agent import AgentUnavailable, ask_agent, client_socket
+
+    try:
+        return ask_agent(client_socket(path, env))
+    except AgentUnavailable:
+        if "--agent-fallback" in args:
+            return None
+        raise
+
+
+def agent_flag(args: Sequence[str]) -> str | None:
+    """The PATH of ``--agent [PATH]`` / ``--agent=PATH`` ("" for none), or None without it."""
+    for index, arg in enumerate(args):
+        if arg == "--agent":
+            following = args[index + 1] if index + 1 < len(args) else ""
+            return "" if following.startswith("-") else following
+        if arg.startswith("--agent="):
+            return arg.partition("=")[2]
+    return None
 
 
 def read_flags(
@@ -126,3 +167,6 @@ def without_pin_value(uri: str) -> str:
     import re
 
     return re.sub(r"([?&;])pin-value=[^&;]*", r"\1", uri)
+
+
+__all__ = ["cache_inputs", "cached_answer", "read_flags", "without_pin_value"]

@@ -1,7 +1,9 @@
 """The one-shot credential commands: ``credential-process`` and ``export-credentials``.
 
 ``credential-process``: one CreateSession, printed as ``credential_process`` JSON. With
-``--cache`` the answer is kept on disk and reused while more than 5 minutes of it remain. A
+``--cache`` the answer is kept on disk and reused while more than min(15 minutes, half its
+lifetime) remain; when a refresh fails, an entry with more than a minute left is handed out
+with a warning. A
 cache hit loads no key backend and not ``cryptography``: it reads the flags, hashes them and the
 certificate file, and prints the stored credentials. ``hwsigner.cli`` first tries
 ``cache_hit``, which does this without argparse; this module is the full path.
@@ -39,13 +41,18 @@ FORMATS = ("process", *LINE_FORMATS)
 
 
 def add_credential_process_arguments(parser: argparse.ArgumentParser) -> None:
+    from .agent import add_agent_flags
+
     add_session_flags(parser)
     add_cache_flags(parser)
+    add_agent_flags(parser)
 
 
 def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cache", action="store_true", help="reuse credentials that still have over 5 minutes left"
+        "--cache",
+        action="store_true",
+        help="reuse credentials while over min(15 minutes, half their lifetime) remain",
     )
     parser.add_argument(
         "--cache-dir",
@@ -75,12 +82,28 @@ def process_json(args: argparse.Namespace) -> str:
         found = cache.get(key)
         if found is not None:
             return found
-        answer = fresh_credentials(args)
+        try:
+            answer = fresh_credentials(args)
+        except HwSignerError as exc:
+            stale = cache.get(key, stale=True)
+            if stale is None:
+                raise
+            sys.stderr.write(stale_warning(exc, stale))
+            return stale
         try:
             cache.put(key, answer)
         except HwSignerError as exc:  # the credentials are good: hand them out all the same
             sys.stderr.write(f"hwsigner: warning: not cached: {exc}\n")
     return answer.to_process_json()
+
+
+def stale_warning(error: BaseException, answer: str) -> str:
+    """The stderr line for cached credentials handed out because a refresh failed."""
+    from . import error_line
+
+    until = answer.rpartition('"Expiration":"')[2].partition('"')[0]
+    reason = error_line(error).removeprefix("hwsigner: ")
+    return f"hwsigner: warning: {reason}; using cached credentials valid until {until}\n"
 
 
 def credentials(args: argparse.Namespace) -> Credentials:
@@ -145,3 +168,10 @@ def run_export_credentials(args: argparse.Namespace) -> int:
     text = render(credentials(args), args.format)
     sys.stdout.write(text)
     return 0
+
+
+__all__ = [
+    "add_cache_flags", "add_credential_process_arguments", "add_export_credentials_arguments",
+    "credentials", "fresh_credentials", "process_json", "render", "run_credential_process",
+    "run_export_credentials",
+]  # fmt: skip

@@ -177,3 +177,10 @@ def parse_now(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+__all__ = [
+    "add_emulator_arguments", "add_serve_arguments", "add_update_arguments", "log_to_stderr",
+    "parse_now", "run_emulator", "run_serve", "run_update", "serve_until_stopped",
+    "stop_on_signals",
+]  # fmt: skip

@@ -3,7 +3,8 @@ and the flags the credential commands share with ``aws_signing_helper``, built f
 table of settings (``hwsigner.settings.FIELDS``): a new setting there is a new flag here.
 
     >>> from hwsigner.cli.parser import build_parser
-    >>> args = build_parser(["version"]).parse_args(["version"])       # doctest: +SKIP
+    >>> build_parser(["version"]).parse_args(["version"]).command
+    'version'
 
 Kept apart from ``hwsigner.cli`` so that a cached ``credential-process`` can answer before
 ``argparse`` (and the ``re`` and ``gettext`` it imports) is loaded: see ``cache_hit``.
@@ -33,12 +34,13 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("emulator", "daemons", "run a local IAM Roles Anywhere CreateSession endpoint"),
     ("update", "daemons", "keep a profile of the AWS credentials file fresh"),
     ("serve", "serve", "serve credentials over IMDSv2 and container endpoints"),
+    ("agent", "agent", "keep credentials for this user's processes on a Unix socket"),
     ("export-credentials", "credentials", "print credentials as shell variables"),
-    ("keygen", "keygen", "make a key pair inside a token, a TPM or a file"),
-    ("csr", "csr", "make a certificate request signed by the key"),
-    ("import-cert", "import_cert", "install an issued certificate beside its key"),
+    ("keygen", "provision", "make a key pair inside a token, a TPM or a file"),
+    ("csr", "provision", "make a certificate request signed by the key"),
+    ("import-cert", "provision", "install an issued certificate beside its key"),
     ("renew", "renew", "get a new certificate for the same key and install it"),
-    ("doctor", "doctor", "check a setup before it ships, one line per check"),
+    ("doctor", "provision", "check a setup before it ships, one line per check"),
     ("version", "show", "print the version"),
 )
 
@@ -216,6 +218,7 @@ def transport(args: argparse.Namespace) -> HttpTransport:
 
 
 __all__ = [
+    "COMMANDS",
     "Parser",
     "add_debug_flag",
     "add_key_flags",

@@ -262,3 +262,9 @@ def install(args: argparse.Namespace, issued: Issued) -> None:
     pkcs11.install_certificate(
         key_ref, issued.certificate, issued.chain, args.pkcs11_lib, replace=True
     )
+
+
+__all__ = [
+    "add_arguments", "check_flags", "days_to_spare", "file_not_due", "install", "lifetime_days",
+    "not_due", "own_credentials", "prove", "renewed", "roles_anywhere", "run",
+]  # fmt: skip

@@ -273,3 +273,11 @@ def only(items: tuple[TrustAnchor, ...] | tuple[Profile, ...], kind: str) -> str
     if len(arns) != 1:
         raise ConfigError(f"the model has {len(arns)} {kind}s", hint=f"give --{kind}-arn")
     return str(arns[0])
+
+
+__all__ = [
+    "add_emulator_check_arguments", "add_read_certificate_data_arguments",
+    "add_sign_string_arguments", "add_version_arguments", "certificate_data", "fixed_message",
+    "offline_request", "only", "run_emulator_check", "run_read_certificate_data",
+    "run_sign_string", "run_version", "token_listing",
+]  # fmt: skip

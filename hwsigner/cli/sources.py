@@ -5,7 +5,7 @@ variable, or its default, in that order (the first that sets it wins).
     {'role_arn': 'arn:...:role/a', 'reuse_pin': True}
     >>> values = {"role_arn": None, "reuse_pin": False, "session_duration": None}
     >>> settle(values, [("{variable}", {"role_arn": "arn:...:role/a"})])
-    {'role_arn': 'HWSIGNER_ROLE_ARN', 'reuse_pin': 'default', 'session_duration': 'default'}
+    {'role_arn': 'HWSIGNER_ROLE_ARN', 'session_duration': 'default', 'reuse_pin': 'default'}
     >>> values["session_duration"]
     3600
 
@@ -39,7 +39,12 @@ if TYPE_CHECKING:
 TRUE_WORDS = ("1", "true", "yes")
 FALSE_WORDS = ("0", "false", "no")
 # Same prefix, their own meaning: no setting may be named so that its variable is one of these.
-OTHER_VARIABLES = ("HWSIGNER_PKCS11_PIN", "HWSIGNER_TPM_PARENT_PASSWORD", "HWSIGNER_AGENT_SOCKET")
+OTHER_VARIABLES = (
+    "HWSIGNER_PKCS11_PIN",
+    "HWSIGNER_TPM_PARENT_PASSWORD",
+    "HWSIGNER_AGENT_SOCKET",
+    "HWSIGNER_AGENT_PID",  # printed by agent --daemon, for kill
+)
 REFUSED_VARIABLES = {
     "HWSIGNER_NO_VERIFY_SSL": "a variable that silently turns off TLS checks is a trap; "
     "pass --no-verify-ssl on the command line",

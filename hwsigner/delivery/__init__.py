@@ -35,8 +35,12 @@ KEEPER_REFRESH_MARGIN = 15 * 60
 UPDATE_REFRESH_MARGIN = 5 * 60
 # while a refresh fails, a keeper hands out its last good credentials until this much remains
 LAST_GOOD_MARGIN = 60
-# credential-process --cache: an entry is reused while more seconds than this remain
-CACHE_REUSE_MARGIN = 5 * 60
+# credential-process --cache: an entry is reused while more than min(this, half its lifetime)
+# seconds remain (botocore runs credential_process again once 15 minutes remain; half the
+# lifetime keeps 900-second sessions cacheable). While a refresh fails, an entry is still handed
+# out, with a warning, while more than LAST_GOOD_MARGIN remains. The agent, whose clients are
+# credential_process clients too, refreshes its keeper at the same margin.
+CACHE_REUSE_MARGIN = 15 * 60
 
 __all__ = [
     "CACHE_REUSE_MARGIN",

@@ -1,8 +1,14 @@
 """The bridge to botocore, through its public credential-provider interface only.
 
-    >>> session = refreshing_session(keeper)                          # doctest: +SKIP
-    >>> session.get_credentials().get_frozen_credentials().access_key  # doctest: +SKIP
-    'ASIA...'
+    >>> from datetime import datetime, timedelta, timezone
+    >>> from hwsigner.credentials import Credentials
+    >>> from hwsigner.delivery.keeper import CredentialKeeper
+    >>> def fetch():                                   # Session.fetch in real use
+    ...     expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+    ...     return Credentials("ASIAEXAMPLE0000000", "secret", "token", expiry)
+    >>> session = refreshing_session(CredentialKeeper(fetch), region_name="us-east-1")
+    >>> session.get_credentials().get_frozen_credentials().access_key
+    'ASIAEXAMPLE0000000'
 
 A ``botocore.session.Session`` gets a ``CredentialResolver`` holding one provider (registered as
 its ``credential_provider`` component); the provider returns ``RefreshableCredentials`` made by

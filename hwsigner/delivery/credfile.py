@@ -18,11 +18,23 @@ loop: it writes the profile whenever a ``CredentialKeeper`` holds new credential
 until the keeper's next refresh is due; a failed refresh or write is logged and retried after a
 capped, doubling pause, and neither ends the loop.
 
-    >>> keeper = CredentialKeeper(session.fetch, initial=session.fetch(),
-    ...                           refresh_margin=timedelta(seconds=UPDATE_REFRESH_MARGIN))
-    ...                                                               # doctest: +SKIP
+    >>> import tempfile, threading
+    >>> from datetime import datetime, timezone
+    >>> from pathlib import Path
+    >>> from hwsigner.credentials import Credentials
+    >>> from hwsigner.delivery.keeper import CredentialKeeper
     >>> stop = threading.Event()          # set it (e.g. from a signal handler) to end the loop
-    >>> keep_profile_fresh(keeper, credentials_path(os.environ), "default", stop)  # doctest: +SKIP
+    >>> def fetch():                      # Session.fetch in real use; here it also ends the loop
+    ...     stop.set()
+    ...     expiry = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    ...     return Credentials("ASIAEXAMPLE0000000", "secret", "token", expiry)
+    >>> path = Path(tempfile.mkdtemp(), "credentials")   # credentials_path(os.environ) in use
+    >>> keep_profile_fresh(CredentialKeeper(fetch), path, "default", stop)
+    >>> print(path.read_text(), end="")
+    [default]
+    aws_access_key_id = ASIAEXAMPLE0000000
+    aws_secret_access_key = secret
+    aws_session_token = token
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """An offline IAM Roles Anywhere CreateSession endpoint that verifies requests as the service does.
 
+    >>> import tempfile
+    >>> from hwsigner.devpki import DevPki
     >>> from hwsigner.emulator import TrustAnchors, running
-    >>> with running(TrustAnchors.load(["root-ca.pem"])) as server:   # doctest: +SKIP
-    ...     print(server.url)
-    http://127.0.0.1:40125
+    >>> pki = DevPki.create(tempfile.mkdtemp())                 # a test CA to trust
+    >>> with running(TrustAnchors.load([str(pki.root_cert)])) as server:
+    ...     print(server.url)                 # hand it to --endpoint or endpoint=
+    http://127.0.0.1:...
 
 Layers, each usable alone: ``verify`` (pure: a received request, trust anchors and a time in, a
 ``Grant`` or a ``Rejection`` out), ``certs`` (the certificate and chain rules), ``crl``

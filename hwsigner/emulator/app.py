@@ -1,7 +1,7 @@
 """The emulator's routes, independent of HTTP plumbing: a received request in, a reply out.
 
-    >>> emulator = Emulator(TrustAnchors.load(["root-ca.pem"]))        # doctest: +SKIP
-    >>> emulator.handle(Received("GET", "/_emulator/stats", (), b"")).status  # doctest: +SKIP
+    >>> emulator = Emulator(TrustAnchors(()))                  # trusts nothing, refuses all
+    >>> emulator.handle(Received("GET", "/_emulator/stats", (), b"")).status
     200
 
 Routes: ``POST /sessions`` (CreateSession) and the test hooks under ``/_emulator/``:
@@ -295,3 +295,6 @@ def _random(alphabet: str, length: int) -> str:
 def _stable_id(text: str, length: int) -> str:
     digest = base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()
     return digest[:length]
+
+
+__all__ = ["Emulator", "Reply", "utcnow"]

@@ -1,9 +1,17 @@
 """The emulator's trust anchors, and the service's certificate rules applied as it applies them.
 
-    >>> anchors = TrustAnchors.load(["root-ca.pem"])                    # doctest: +SKIP
-    >>> check_leaf(leaf, now)                                           # doctest: +SKIP
-    >>> anchors.verify_chain(leaf, intermediates, now)                  # doctest: +SKIP
-    <Certificate(subject=<Name(O=hwsigner dev,CN=hwsigner dev root CA)>, ...)>
+    >>> import tempfile
+    >>> from datetime import datetime, timezone
+    >>> from hwsigner.devpki import DevPki, new_key
+    >>> pki, now = DevPki.create(tempfile.mkdtemp()), datetime.now(timezone.utc)
+    >>> leaf = pki.issue(new_key("ec-p256").public_key(), "device")
+    >>> anchors = TrustAnchors.load([str(pki.root_cert)])
+    >>> check_leaf(leaf, now)                              # the leaf rules hold: no Rejection
+    >>> anchors.verify_chain(leaf, [pki.issuing[0]], now).subject.rfc4514_string()
+    'CN=hwsigner dev root CA,O=hwsigner dev'
+    >>> anchors.verify_chain(leaf, [], now)                # the issuing CA was not sent
+    Traceback (most recent call last):
+    hwsigner.emulator.params.Rejection: AccessDeniedException: Untrusted signing certificate
 
 The rules and the chain walk are ``hwsigner.x509rules``, shared with ``doctor``; here the first
 broken rule becomes the service's refusal (403 ``AccessDeniedException``). A broken chain

@@ -1,9 +1,15 @@
 """Certificate revocation lists, applied as IAM Roles Anywhere applies imported CRLs.
 
-    >>> revocations = Revocations.load(["issuing-ca.crl"])            # doctest: +SKIP
-    >>> revocations.check(leaf, intermediates, anchors)                # doctest: +SKIP
+    >>> import tempfile
+    >>> from cryptography.hazmat.primitives.serialization import Encoding
+    >>> from hwsigner.devpki import DevPki, new_key
+    >>> pki = DevPki.create(tempfile.mkdtemp())
+    >>> leaf = pki.issue(new_key("ec-p256").public_key(), "device")
+    >>> crl = pki.directory / "issuing-ca.crl"
+    >>> _ = crl.write_bytes(pki.revoke([leaf]).public_bytes(Encoding.PEM))
+    >>> Revocations.load([str(crl)]).check(leaf, [pki.issuing[0]], [pki.root[0]])
     Traceback (most recent call last):
-    Rejection: AccessDeniedException: Certificate revoked
+    hwsigner.emulator.params.Rejection: AccessDeniedException: Certificate revoked
 
 A CRL (PEM or DER, like the service's ImportCrl) applies to every certificate its issuer issued:
 the leaf, and each intermediate on the way. A CRL counts only when its signature verifies with
@@ -103,4 +109,4 @@ def signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> 
         return False
 
 
-__all__ = ["REVOKED", "Revocations", "parse_crls"]
+__all__ = ["PEM_CRL", "REVOKED", "Revocations", "parse_crls"]

@@ -1,8 +1,29 @@
 """CreateSession decided as IAM Roles Anywhere decides, after the signature and leaf checks.
 
-    >>> decision = decide(model, leaf, chain, session, now)             # doctest: +SKIP
-    >>> decision.allowed, decision.duration, dict(decision.tags)["x509Subject/CN"]
-    (True, 3600, 'device-0001')
+    >>> import tempfile
+    >>> from datetime import datetime, timezone
+    >>> from urllib.parse import urlencode
+    >>> from hwsigner.devpki import DevPki, new_key
+    >>> from hwsigner.emulator.params import session_request
+    >>> pki, now = DevPki.create(tempfile.mkdtemp()), datetime.now(timezone.utc)
+    >>> ra = "arn:aws:rolesanywhere:us-east-1:111122223333:"
+    >>> role = "arn:aws:iam::111122223333:role/device"
+    >>> policy = {"Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole",
+    ...     "sts:TagSession", "sts:SetSourceIdentity"], "Principal": {"Service":
+    ...     "rolesanywhere.amazonaws.com"}, "Condition": {"StringEquals":
+    ...     {"aws:PrincipalTag/x509Subject/CN": "device-0001"}}}]}   # a trust policy
+    >>> model = Model.parse({"trustAnchors": [{"trustAnchorArn": ra + "trust-anchor/t",
+    ...     "source": {"sourceData": {"x509CertificateData": pki.root_cert.read_text()}}}],
+    ...     "profiles": [{"profileArn": ra + "profile/p", "roleArns": [role]}],
+    ...     "roles": [{"Arn": role, "AssumeRolePolicyDocument": policy}]})
+    >>> session = session_request("/sessions?" + urlencode({"trustAnchorArn": ra +
+    ...     "trust-anchor/t", "profileArn": ra + "profile/p", "roleArn": role}), b"{}", "us-east-1")
+    >>> for name in ("device-0001", "device-0002"):
+    ...     leaf = pki.issue(new_key("ec-p256").public_key(), name)
+    ...     decision = decide(model, leaf, (pki.issuing[0],), session, now)
+    ...     print(name, decision.allowed, decision.duration, decision.refusal)
+    device-0001 True 3600 None
+    device-0002 False 0 AccessDeniedException: Not authorized to perform sts:AssumeRole
 
 In the service's order, the first broken rule is the answer: the chain reaches the named trust
 anchor, which exists and is enabled; no certificate of the chain is revoked by a CRL of that

@@ -1,7 +1,9 @@
 """The emulator's model of a Roles Anywhere account: trust anchors, profiles, roles and CRLs.
 
-    >>> model = Model.load("model.json")                                # doctest: +SKIP
-    >>> model.profile("arn:aws:rolesanywhere:us-east-1:111122223333:profile/p").role_arns
+    >>> ra = "arn:aws:rolesanywhere:us-east-1:111122223333:"
+    >>> model = Model.parse({"trustAnchors": [], "profiles": [{"profileArn": ra + "profile/p",
+    ...     "roleArns": ["arn:aws:iam::111122223333:role/device"]}]})  # or Model.load(path)
+    >>> model.profile(ra + "profile/p").role_arns
     ('arn:aws:iam::111122223333:role/device',)
 
 The file is JSON shaped like the AWS API objects, so ``aws rolesanywhere get-trust-anchor``,
@@ -293,4 +295,4 @@ def load_anchors(config: str | None, trust_anchors: list[str] | None) -> Model:
     return Model.short_form(TrustAnchors.load(trust_anchors))
 
 
-__all__ = ["Crl", "Model", "Profile", "Role", "TrustAnchor", "load_model"]
+__all__ = ["DEFAULT_MAPPING", "Crl", "Model", "Profile", "Role", "TrustAnchor", "load_model"]

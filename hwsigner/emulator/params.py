@@ -219,3 +219,10 @@ def _shown(value: object) -> str:
     """A value as an error message may quote it: short, on one line."""
     text = value if isinstance(value, str) else json.dumps(value)
     return text[:128].replace("\n", " ").replace("\r", " ")
+
+
+__all__ = [
+    "Rejection", "SessionRequest", "access_denied", "bad_request", "duration", "error_type_for",
+    "instance_properties", "json_body", "not_found", "query_params", "role_session_name",
+    "session_request", "untrusted", "validation",
+]  # fmt: skip

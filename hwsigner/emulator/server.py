@@ -1,8 +1,13 @@
 """The emulator over HTTP on 127.0.0.1: in-process with ``running``, or ``hwsigner emulator``.
 
+    >>> import json, tempfile, urllib.request
+    >>> from hwsigner.devpki import DevPki
     >>> from hwsigner.emulator import TrustAnchors, running
-    >>> with running(TrustAnchors.load(["root-ca.pem"])) as server:   # doctest: +SKIP
-    ...     get_credentials(certificate="leaf.pem", endpoint=server.url, **arns)
+    >>> pki = DevPki.create(tempfile.mkdtemp())
+    >>> with running(TrustAnchors.load([str(pki.root_cert)])) as server:
+    ...     with urllib.request.urlopen(server.url + "/_emulator/stats") as answer:
+    ...         json.load(answer)["createSession"]      # CreateSession calls answered
+    0
 
 Bodies come with ``Content-Length`` or ``Transfer-Encoding: chunked`` (AWS's helper sends
 chunked bodies), at most 64 KiB. Malformed input gets a JSON 4xx in AWS's error form and the
@@ -189,3 +194,6 @@ def running(
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+__all__ = ["EmulatorServer", "Handler", "running"]

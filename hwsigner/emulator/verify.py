@@ -1,9 +1,25 @@
 """Verify a received CreateSession request the way IAM Roles Anywhere does. Pure: no clock, no I/O.
 
-    >>> received = Received("POST", "/sessions?profileArn=...", headers, body)  # doctest: +SKIP
-    >>> grant = verify_create_session(received, anchors, now)         # doctest: +SKIP
-    >>> grant.session.duration, grant.certificate.serial_number       # doctest: +SKIP
-    (3600, 21)
+    >>> import tempfile
+    >>> from datetime import datetime, timezone
+    >>> from urllib.parse import urlencode
+    >>> from hwsigner import load_identity
+    >>> from hwsigner.devpki import DevPki
+    >>> from hwsigner.emulator import TrustAnchors
+    >>> from hwsigner.sigv4x509 import Request, sign
+    >>> pki, now = DevPki.create(tempfile.mkdtemp()), datetime.now(timezone.utc)
+    >>> identity, key = load_identity(*map(str, pki.new_leaf("ec-p256", "dev", by_root=True)))
+    >>> ra = "arn:aws:rolesanywhere:us-east-1:111122223333:"
+    >>> target = "/sessions?" + urlencode({"profileArn": ra + "profile/p",
+    ...     "roleArn": "arn:aws:iam::111122223333:role/r", "trustAnchorArn": ra + "trust-anchor/t"})
+    >>> request = Request("POST", "https://rolesanywhere.us-east-1.amazonaws.com" + target,
+    ...                   (("Content-Type", "application/json"),), b'{"durationSeconds":900}')
+    >>> signed = sign(request, identity.signer(key), "us-east-1", now).request
+    >>> received = Received("POST", target, signed.headers, signed.body)
+    >>> anchors = TrustAnchors.load([str(pki.root_cert)])
+    >>> grant = verify_create_session(received, anchors, now)
+    >>> grant.session.duration, grant.certificate == identity.certificate
+    (900, True)
 
 A refused request raises ``Rejection`` with the status, AWS error type and message to answer.
 The canonical request and string to sign come from ``hwsigner.sigv4x509``, the signer's own
@@ -253,4 +269,10 @@ def check_signature(
         raise access_denied("Invalid signature") from None
 
 
-__all__: Sequence[str] = ["Authorization", "Grant", "Received", "verify_create_session"]
+__all__: Sequence[str] = [
+    "Authorization",
+    "Grant",
+    "Received",
+    "decode_certificate",
+    "verify_create_session",
+]

@@ -1,10 +1,15 @@
 """Private keys behind one small interface, chosen by the form of the reference.
 
-    >>> from hwsigner.keys import open_key
-    >>> key = open_key("tests/data/key.pem")                          # doctest: +SKIP
+    >>> import os, tempfile
+    >>> from hwsigner.keys import KeyOptions, open_key
+    >>> from hwsigner.provision.keygen import generate_key
+    >>> path = generate_key(os.path.join(tempfile.mkdtemp(), "dev.key"), "ec-p256").reference
+    >>> with open_key(path) as key:
+    ...     signature = key.sign(b"message")                  # DER ECDSA over SHA-256
+    >>> signature[:1].hex()
+    '30'
     >>> key = open_key("pkcs11:token=dev;object=ra?pin-source=file:/run/pin")  # doctest: +SKIP
     >>> key = open_key("handle:0x81000010", KeyOptions(no_tpm_key_password=True))  # doctest: +SKIP
-    >>> signature = key.sign(b"message")                              # doctest: +SKIP
 
 A reference is a ``pkcs11:`` URI (RFC 7512), ``handle:0x81...`` (a persistent TPM key), a
 ``TSS2 PRIVATE KEY`` PEM file (a TPM key) or any other key file; a file may also be given as

@@ -1,10 +1,10 @@
 """Private keys in files: PEM PKCS#1, SEC1, PKCS#8 (plain or encrypted), DER and PKCS#12.
 
+>>> from hwsigner.devpki import key_pem, new_key
 >>> from hwsigner.keys.file import FileKey
->>> key = FileKey.load("device.key")                             # doctest: +SKIP
->>> key.sign(b"message")[:2].hex()                               # doctest: +SKIP
-'3045'
->>> key = FileKey.from_pem(open("combo.pem", "rb").read(), source="combo.pem")  # doctest: +SKIP
+>>> key = FileKey.from_pem(key_pem(new_key("rsa-2048")), source="device.key")
+>>> len(key.sign(b"message")), key.description              # PKCS#1 v1.5 over SHA-256
+(256, 'file device.key')
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, mldsa, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from .._safe import read_user_file
-from .._tty import ask_secret
 from ..errors import CertificateError, KeySourceError, PasswordError
 from ..x509rules import CURVES, MIN_RSA_BITS
-from .backend import Digest, KeyBackend, PublicKey
+from .backend import Digest, KeyBackend, PublicKey, ask_secret
 
 MLDSAPrivateKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | MLDSAPrivateKey
@@ -199,3 +198,10 @@ def secret_from_env(name: str) -> str | None:
 
 def _reason(exc: Exception) -> str:
     return str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
+
+
+__all__ = [
+    "MLDSA_PRIVATE_KEYS", "FileKey", "MLDSAPrivateKey", "Pkcs12File", "PrivateKey",
+    "certificate_hash", "check_key", "hash_for", "load_pkcs12", "parse_private_key",
+    "secret_from_env",
+]  # fmt: skip

@@ -1,17 +1,19 @@
 """Device provisioning: a key made inside the hardware, a CSR it signs, its certificate, a check.
 
-    >>> from hwsigner.provision.keygen import generate_key
-    >>> made = generate_key("pkcs11:token=dev;object=device?pin-source=file:/run/pin",
-    ...                     "ec-p256")                                 # doctest: +SKIP
-    >>> made.reference                                                  # doctest: +SKIP
-    'pkcs11:token=dev;id=%01;object=device'
+    >>> import os, tempfile
     >>> from hwsigner.keys import open_key
     >>> from hwsigner.provision.csr import build_csr, parse_subject
-    >>> with open_key(made.reference) as key:                          # doctest: +SKIP
+    >>> from hwsigner.provision.keygen import generate_key
+    >>> made = generate_key(os.path.join(tempfile.mkdtemp(), "device.key"), "ec-p256")
+    >>> with open_key(made.reference) as key:               # the key signs its own request
     ...     pem = build_csr(key, parse_subject("CN=device-0001,O=Acme")).pem
+    >>> pem.splitlines()[0]
+    b'-----BEGIN CERTIFICATE REQUEST-----'
+    >>> made = generate_key("pkcs11:token=dev;object=device?pin-source=file:/run/pin",
+    ...                     "ec-p256")                                 # doctest: +SKIP
 
 The steps of a factory line, one module each: ``keygen`` (dispatching to the backends'
-``generate_key``, files in ``keygen_file``), ``csr``, ``install`` (the issued certificate back
+``generate_key``, files included), ``csr``, ``install`` (the issued certificate back
 beside the key) and ``doctor`` (everything ``credential-process`` will need, checked before the
 device ships).
 """

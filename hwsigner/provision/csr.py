@@ -12,6 +12,8 @@ together here (RFC 2986) with ``asn1crypto``: the ``CertificationRequestInfo`` i
 signs its DER (ECDSA or PKCS#1 v1.5 over SHA-256, or pure ML-DSA), and the result is checked with
 ``cryptography`` before anyone sees it. The request asks for what IAM Roles Anywhere needs of a
 leaf: keyUsage digitalSignature and extendedKeyUsage clientAuth (a CA may override both).
+``load_csr`` reads one back, for a CA's side (the development PKI's ``issue``), and accepts the
+ECDSA requests that tpm2-openssl writes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from asn1crypto import algos, core, csr, keys
+from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -167,3 +170,37 @@ def build_csr(
             hint="the key signs with another public key than it reports; check the key source",
         )
     return SigningRequest(der)
+
+
+# ecdsa-with-SHA224/256/384/512 (RFC 5758 §3.2: "the encoding MUST omit the parameters field").
+# tpm2-openssl writes them with a NULL parameter, which cryptography's strict parser refuses.
+def _without_ecdsa_null(der: bytes) -> bytes:
+    """The request with no NULL after an ecdsa-with-SHA* signature OID (tpm2-openssl writes one).
+
+    Only the outer AlgorithmIdentifier changes; asn1crypto re-uses the other parts' original
+    bytes, so the signed part and the signature stay as they are and still verify.
+    """
+    request = csr.CertificationRequest.load(der)
+    algorithm = request["signature_algorithm"]["algorithm"].native
+    if not algorithm.endswith("_ecdsa"):
+        return der
+    request["signature_algorithm"] = {"algorithm": algorithm}
+    return bytes(request.dump())
+
+
+def load_csr(data: bytes, source: str) -> x509.CertificateSigningRequest:
+    """A PEM or DER certificate request whose self-signature verifies, or a ConfigError."""
+    try:
+        der = asn1_pem.unarmor(data)[2] if asn1_pem.detect(data) else data
+        request = x509.load_der_x509_csr(_without_ecdsa_null(der))
+    except (ValueError, TypeError):
+        raise ConfigError(f"{source} is not a readable certificate request") from None
+    if not request.is_signature_valid:
+        raise ConfigError(f"the signature of the certificate request {source} does not verify")
+    return request
+
+
+__all__ = [
+    "SigningRequest", "build_csr", "certification_request_info", "load_csr", "parse_sans",
+    "parse_subject", "requested_extensions", "signature_algorithm",
+]  # fmt: skip

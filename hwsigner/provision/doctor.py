@@ -1,12 +1,23 @@
 """``doctor``: everything ``credential-process`` needs, checked one step at a time.
 
+    >>> import tempfile
     >>> from datetime import datetime, timezone
+    >>> from hwsigner.devpki import DevPki
     >>> from hwsigner.provision.doctor import Setup, run_checks
-    >>> setup = Setup(certificate="pkcs11:token=dev;object=device?pin-value=1234")
-    >>> for check in run_checks(setup, datetime.now(timezone.utc)):  # doctest: +SKIP
-    ...     print(check.line())
-    PASS  private key: pkcs11:token=dev;id=%01;object=device;type=private
-    ...
+    >>> pki = DevPki.create(tempfile.mkdtemp())
+    >>> cert, key = pki.new_leaf("ec-p256", "device")
+    >>> setup = Setup(certificate=str(cert), private_key=str(key),
+    ...               intermediates=str(pki.issuing_cert), trust_anchors=str(pki.root_cert))
+    >>> for check in run_checks(setup, datetime.now(timezone.utc)):
+    ...     print(check.status.upper(), check.name)      # check.line(): the detail and fix
+    PASS certificate
+    PASS private key
+    PASS key matches certificate
+    PASS validity
+    PASS Roles Anywhere rules
+    PASS chain
+    SKIP ARNs
+    SKIP endpoint
 
 Each check yields one ``Check``: pass, warn (fine for now), fail (with a fix) or skip (it could
 not run because an earlier step failed, or was not asked for). The key is opened once and used
@@ -39,8 +50,7 @@ from ..x509rules import (
     chain_broken,
     walk_chain,
 )
-from .doctor_check import Check, Opened, Setup, failed, failing
-from .doctor_service import service_checks
+from .doctor_service import Check, Opened, Setup, failed, failing, service_checks
 
 WARN_DAYS = 30
 TEST_MESSAGE = b"hwsigner doctor: a test signature"

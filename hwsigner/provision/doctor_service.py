@@ -1,32 +1,101 @@
-"""The service side of ``doctor``: the ARNs, and whether the endpoint answers.
+"""What ``doctor`` reports (the ``Setup`` it checks, one ``Check`` per step), and its service
+side: the ARNs, and whether the endpoint answers.
 
-    >>> from hwsigner.provision.doctor_check import Setup
     >>> for check in service_checks(Setup(), None):
     ...     print(check.line())
     SKIP  ARNs: none given (pass --trust-anchor-arn, --profile-arn and --role-arn to check them)
     SKIP  endpoint: needs the ARNs
+    >>> print(failing("rules", [("it is v1", "reissue it"), ("it is a CA", "reissue it")]).line())
+    FAIL  rules: 2 problems
+          - it is v1 -- fix: reissue it
+          - it is a CA -- fix: reissue it
 
 Without ``online`` the endpoint is only asked for ``/``: any HTTP answer means it is reachable
 (TLS, proxy and DNS work). With ``online`` a real CreateSession is signed and sent, and the
-credentials it returns are dropped unseen.
+credentials it returns are dropped unseen. ``doctor`` (the certificate and key checks) builds on
+this module; this module imports nothing of it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cryptography import x509
 
 from ..arns import parse_arn
 from ..errors import HwSignerError
 from ..identity import Identity
+from ..keys import KeyBackend, KeyOptions
 from ..rolesanywhere import Target, resolve
 from ..rolesanywhere import request_credentials as create_session
 from ..settings import Settings as SessionParams
 from ..sigv4x509 import Request
 from ..transport import HttpTransport
 from ..x509rules import chain_to_send
-from .doctor_check import Check, Opened, Setup
+
+Status = Literal["pass", "warn", "fail", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The result of one check: one line for the user, a fix when it failed, and one more line
+    per problem when it found several (each with its own fix)."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+    more: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        fix = f" -- fix: {self.fix}" if self.fix and self.status in ("fail", "warn") else ""
+        first = f"{self.status.upper():<5} {self.name}: {self.detail}{fix}"
+        return "\n".join([first, *(f"      - {item}" for item in self.more)])
+
+
+def failing(name: str, problems: Sequence[tuple[str, str]]) -> Check:
+    """A failed check naming every problem with its fix: ``problems`` holds (what, fix) pairs."""
+    if len(problems) == 1:
+        ((what, fix),) = problems
+        return Check(name, "fail", what, fix)
+    more = tuple(f"{what} -- fix: {fix}" for what, fix in problems)
+    return Check(name, "fail", f"{len(problems)} problems", more=more)
+
+
+def failed(name: str, exc: HwSignerError) -> Check:
+    return Check(name, "fail", str(exc), exc.hint)
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """The credential-process flags, plus what only doctor takes (``trust_anchors``, ``online``)."""
+
+    certificate: str | None = None
+    private_key: str | None = None
+    intermediates: str | None = None
+    options: KeyOptions = field(default_factory=KeyOptions)
+    trust_anchor_arn: str | None = None
+    profile_arn: str | None = None
+    role_arn: str | None = None
+    session_duration: int = 3600
+    role_session_name: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    trust_anchors: str | None = None  # PEM file of the trust anchor's CA certificate(s)
+    online: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What the first checks found: the leaf, the intermediates to send, the open key."""
+
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    key: KeyBackend
+
 
 FLAGS = ("--trust-anchor-arn", "--profile-arn", "--role-arn")
 
@@ -124,3 +193,9 @@ def online_check(
         "granted credentials that expire at "
         + credentials.expiration.strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
+
+
+__all__ = [
+    "Check", "Opened", "Setup", "Status", "arn_check", "failed", "failing", "online_check",
+    "reachability_check", "service_checks",
+]  # fmt: skip

@@ -1,13 +1,18 @@
 """Installing an issued certificate where the device will find it, after checking it fits the key.
 
+    >>> import tempfile
+    >>> from hwsigner.devpki import DevPki
     >>> from hwsigner.provision.install import import_certificate
+    >>> pki = DevPki.create(tempfile.mkdtemp())
+    >>> cert, key = pki.new_leaf("ec-p256", "device")          # issued for this key
+    >>> out = pki.directory / "installed.pem"
+    >>> done = import_certificate(str(cert), str(key), chain=str(pki.issuing_cert), out=str(out))
+    >>> done.certificate_ref == str(out), out.read_text().count("BEGIN CERTIFICATE")  # leaf, CA
+    (True, 2)
     >>> done = import_certificate("device.pem", "pkcs11:token=dev;object=device?pin-value=1234",
     ...                           chain="issuing-ca.pem")               # doctest: +SKIP
     >>> done.certificate_ref                                            # doctest: +SKIP
     'pkcs11:token=dev;id=%01;object=device'
-    >>> options = KeyOptions(tpm_tcti="device:/dev/tpmrm0")
-    >>> done = import_certificate("device.pem", "device.tss2", out="/etc/device/cert.pem",
-    ...                           options=options)                    # doctest: +SKIP
 
 For a ``pkcs11:`` key the certificate (and the chain's CA certificates) goes onto the token
 beside the key (``hwsigner.keys.pkcs11.install_certificate``). For TPM and file keys the key is
@@ -126,3 +131,6 @@ def write_atomically(path: str, data: bytes) -> None:
     except OSError as exc:
         os.unlink(temporary)
         raise ConfigError(f"cannot write {path}: {exc.strerror}", hint="check --out") from None
+
+
+__all__ = ["Installed", "import_certificate", "read_issued", "write_atomically"]

@@ -1,9 +1,20 @@
 """Renewal: a new certificate for the key the old one was issued to, checked, then installed.
 
-    >>> request = renewal_request(identity.certificate, key)          # doctest: +SKIP
-    >>> issued = read_issued(answer, "the --exec command")             # doctest: +SKIP
-    >>> check_issued(issued, key.public_key, now)                       # doctest: +SKIP
-    >>> install_file("device.pem", issued)                              # doctest: +SKIP
+    >>> import tempfile
+    >>> from datetime import datetime, timezone
+    >>> from hwsigner import load_identity
+    >>> from hwsigner.devpki import DevPki, pem
+    >>> from hwsigner.provision.csr import load_csr
+    >>> pki, now = DevPki.create(tempfile.mkdtemp()), datetime.now(timezone.utc)
+    >>> cert, key_file = pki.new_leaf("ec-p256", "device")
+    >>> identity, key = load_identity(str(cert), str(key_file))
+    >>> request = renewal_request(identity.certificate, key)     # signed by the same key
+    >>> answer = pem(pki.issue(load_csr(request.pem, "the request").public_key(), "device"))
+    >>> issued = read_issued(answer, "the CA")                   # what a CA answered
+    >>> check_issued(issued, key.public_key, now)
+    >>> install_file(str(cert), issued)
+    >>> sorted(path.name for path in pki.directory.glob("device.pem*"))
+    ['device.pem', 'device.pem.previous']
 
 The key never moves: the request is signed inside the device (``csr.build_csr``) with the
 current certificate's subject and alternative names. What the CA answers is installed only when

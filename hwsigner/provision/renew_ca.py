@@ -1,7 +1,16 @@
 """Getting a renewal request signed: by any CA through a command, or by AWS Private CA.
 
-    >>> pem = issue_with_command("openssl x509 -req -CA ca.pem -CAkey ca.key -days 30",
-    ...                          request.pem, validity_days=None)      # doctest: +SKIP
+    >>> import tempfile
+    >>> from hwsigner.devpki import DevPki, new_key
+    >>> from hwsigner.keys.file import FileKey
+    >>> from hwsigner.provision.csr import build_csr, parse_subject
+    >>> pki = DevPki.create(tempfile.mkdtemp())
+    >>> request = build_csr(FileKey(new_key("ec-p256")), parse_subject("CN=device-0001"))
+    >>> ca = f"-CA {pki.issuing_cert} -CAkey {pki.directory / 'issuing-ca.key'}"
+    >>> pem = issue_with_command(f"openssl x509 -req {ca} -days 30 2>/dev/null", request.pem,
+    ...                          validity_days=None)
+    >>> pem.splitlines()[0]
+    b'-----BEGIN CERTIFICATE-----'
     >>> pem = issue_with_pca("arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x",
     ...                      request.pem, validity_days=90)            # doctest: +SKIP
 

@@ -30,10 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import KeyType, Mechanism
 from pkcs11 import exceptions as p11
 
-from ..._tty import ask_secret
 from ...errors import CertificateError, ConfigError, KeySourceError
 from ...x509certs import read_certificates, spki
-from ..backend import Digest, KeyBackend, KeyOptions, PublicKey
+from ..backend import Digest, KeyBackend, KeyOptions, PublicKey, ask_secret
 from .module import Module, one_token
 from .objects import (
     TokenCertificate,

@@ -237,3 +237,10 @@ def token_uri(token: Any) -> Pkcs11Uri:
 def object_uri(token: Any, id_: bytes, label: str, kind: str) -> str:
     """The URI that selects exactly one object of ``token``, as text (no PIN in it)."""
     return replace(token_uri(token), id=id_ or None, object=label or None, type=kind).format()
+
+
+__all__ = [
+    "Module", "describe_token", "failure", "find_library", "library_matches", "matching_tokens",
+    "object_uri", "one_token", "open_session", "present_tokens", "token_again", "token_matches",
+    "token_uri",
+]  # fmt: skip

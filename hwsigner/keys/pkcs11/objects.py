@@ -206,3 +206,9 @@ def token_chain(
     # a self-signed root is not sent: the service holds it as a trust anchor
     links = walk_chain(leaf, on_token).links
     return leaf, tuple(cert for cert in links if not is_self_signed(cert))
+
+
+__all__ = [
+    "TokenCertificate", "TokenKey", "certificate_key", "find_certificates", "find_private_keys",
+    "inventory", "public_key_of", "search", "token_chain",
+]  # fmt: skip

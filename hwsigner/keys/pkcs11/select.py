@@ -141,3 +141,6 @@ def _belonging_to(
         f"({', '.join(key.uri(session) for key in candidates)})",
         hint="use the key the certificate was issued for; compare their public keys",
     )
+
+
+__all__ = ["one_certificate", "search_certificates", "select_key"]

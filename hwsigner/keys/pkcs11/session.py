@@ -29,8 +29,8 @@ from pkcs11 import exceptions as p11
 from pkcs11.constants import TokenFlag
 
 from ..._safe import read_user_file
-from ..._tty import ask_secret
 from ...errors import ConfigError, KeySourceError, PasswordError
+from ..backend import ask_secret
 from .module import Module, describe_token, failure, open_session, token_again
 from .uri import Pkcs11Uri
 
@@ -289,3 +289,9 @@ def _close_quietly(session: Any) -> None:
         session.close()
     except p11.PKCS11Error as exc:
         log.debug("closing a PKCS#11 session: %s", type(exc).__name__)
+
+
+__all__ = [
+    "COUNTERS", "PIN_ERRORS", "Counters", "TokenSession", "pin_for", "pin_from_source",
+    "pin_refused",
+]  # fmt: skip

@@ -243,3 +243,6 @@ def _encode(value: bytes | str, safe: frozenset[int], *, everything: bool = Fals
 def _redact(text: str) -> str:
     """``text`` with any pin-value hidden, for error messages."""
     return re.sub(r"pin-value=[^&;?]*", "pin-value=***", text)
+
+
+__all__ = ["Pkcs11Uri"]

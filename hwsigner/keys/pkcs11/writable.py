@@ -270,3 +270,6 @@ def _destroy(token: TokenSession, item: TokenCertificate) -> None:
         "(the new one is in place)"
     )
     token.run(lambda s: item.handle.destroy(), doing)
+
+
+__all__ = ["generate_key", "install_certificate", "writable"]

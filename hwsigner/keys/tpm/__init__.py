@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from tpm2_pytss.constants import ESYS_TR
 from tpm2_pytss.types import TPMT_PUBLIC
 
-from ..._tty import ask_secret
 from ...errors import KeySourceError, PasswordError
-from ..backend import Digest, KeyBackend, KeyOptions, PublicKey
+from ..backend import Digest, KeyBackend, KeyOptions, PublicKey, ask_secret
 from .device import TpmCounters, TpmDevice, parse_handle, resolve_tcti
 from .errors import TpmConnectionLost
 from .keyfile import KeyFileError, TpmKeyFile

@@ -282,3 +282,9 @@ def connect(tcti: str) -> ESAPI:
         raise unreachable(tcti, exc) from exc
     log.debug("TPM: connected through %s", tcti)
     return esapi
+
+
+__all__ = [
+    "HIERARCHIES", "OWNER", "PARENT_PASSWORD_ENV", "TpmCounters", "TpmDevice", "connect",
+    "is_persistent", "parse_handle", "resolve_tcti",
+]  # fmt: skip

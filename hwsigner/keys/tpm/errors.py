@@ -1,8 +1,11 @@
 """TSS and TPM response codes, turned into errors a user can act on.
 
+    >>> from tpm2_pytss.constants import TPM2_RC
+    >>> from tpm2_pytss.TSS2_Exception import TSS2_Exception
     >>> from hwsigner.keys.tpm.errors import tpm_error
-    >>> raise tpm_error(exc, "signing with key.tss2", "device:/dev/tpmrm0")    # doctest: +SKIP
-    PasswordError: the TPM refused the password while signing with key.tss2
+    >>> exc = TSS2_Exception(TPM2_RC.AUTH_FAIL | 0x100)   # a wrong password, for handle 1
+    >>> tpm_error(exc, "signing with key.tss2", "device:/dev/tpmrm0")
+    PasswordError('the TPM refused the password while signing with key.tss2')
 
 A response code is read as the TPM specification (part 2, 6.6) lays it out: format-one codes
 carry the handle, parameter or session number in bits 8-11, which ``TSS2_Exception.error``
@@ -136,3 +139,9 @@ def quiet_tss_logging() -> None:
         logging.DEBUG
     ):
         os.environ["TSS2_LOG"] = "all+NONE"
+
+
+__all__ = [
+    "TpmConnectionLost", "code", "is_connection_lost", "is_no_such_handle", "is_wrong_parent",
+    "is_wrong_password", "layer", "quiet_tss_logging", "tpm_error", "unreachable",
+]  # fmt: skip

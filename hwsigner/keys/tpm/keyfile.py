@@ -272,3 +272,8 @@ def decode_oid(value: bytes) -> str:
         raise _Malformed("its OBJECT IDENTIFIER is malformed")
     first = min(arcs[0] // 40, 2)
     return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
+
+
+__all__ = [
+    "KeyFileError", "TpmKeyFile", "decode_oid", "decode_unsigned", "encode_oid", "encode_unsigned",
+]  # fmt: skip

@@ -181,3 +181,9 @@ def make_persistent(
             device.esapi.tr_close(persistent)
     finally:
         device.flush(loaded)
+
+
+__all__ = [
+    "NewTpmKey", "generate_key", "key_template", "make_persistent", "parent", "refuse_used_handle",
+    "storage_template",
+]  # fmt: skip

@@ -1,10 +1,12 @@
 """What signing with a TPM key takes: the key to load, its public key, its limits, the scheme
 and the encoding.
 
+    >>> import hashlib
+    >>> from tpm2_pytss.types import TPMT_PUBLIC
     >>> from hwsigner.keys.tpm.signing import signing_plan
-    >>> plan = signing_plan(p384_area, "SHA256", "key")                # doctest: +SKIP
-    >>> len(plan.tpm_digest(sha256_hash)), plan.scheme                 # doctest: +SKIP
-    (48, TPMT_SIG_SCHEME(...))
+    >>> plan = signing_plan(TPMT_PUBLIC.parse("ecc384"), "SHA256", "a P-384 key")
+    >>> len(plan.tpm_digest(hashlib.sha256(b"message").digest()))  # declared as SHA-384
+    48
 
 Values, and pure functions over a key's ``TPMT_PUBLIC``; no TPM commands. ECDSA declares the
 hash whose size matches the curve and hands the TPM the message's hash padded (or truncated) to
@@ -204,3 +206,9 @@ def _tpm2b(data: bytes, offset: int) -> tuple[bytes, int]:
     """The ``TPM2B`` (a 2-byte big-endian size, then the bytes) at ``offset``, and its end."""
     end = offset + 2 + int.from_bytes(data[offset : offset + 2], "big")
     return data[offset + 2 : end], end
+
+
+__all__ = [
+    "KeyRef", "SigningPlan", "check_keyfile", "check_signing_key", "public_key_of", "signing_plan",
+    "unmarshal_keyfile", "wire_signature",
+]  # fmt: skip

@@ -1,0 +1,24 @@
+"""Debug lines for the ``hwsigner`` logger, without importing ``logging`` to write them.
+
+    >>> debug("cache: hit %s", "0123abcd")      # a no-op unless logging is loaded
+
+``logging`` costs a one-shot ``credential-process`` about 6 ms of start-up (docs/performance.md),
+and the lines written here are debug lines: they are shown only when someone set logging up
+(``--debug`` and the long-running commands do; a Python program that configures logging has
+imported it). So when ``logging`` is not loaded yet, nobody can be listening, and nothing is
+written.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def debug(message: str, *args: object) -> None:
+    """``logging.getLogger("hwsigner").debug(message, *args)`` if ``logging`` is loaded."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("hwsigner").debug(message, *args)
+
+
+__all__ = ["debug"]
