@@ -180,7 +180,6 @@ def parse_now(text: str) -> datetime:
 
 
 __all__ = [
-    "add_emulator_arguments", "add_serve_arguments", "add_update_arguments", "log_to_stderr",
-    "parse_now", "run_emulator", "run_serve", "run_update", "serve_until_stopped",
-    "stop_on_signals",
+    "add_emulator_arguments", "add_update_arguments", "log_to_stderr", "parse_now",
+    "run_emulator", "run_update", "serve_until_stopped", "stop_on_signals",
 ]  # fmt: skip

@@ -259,3 +259,6 @@ def refuse_flags_beside_config(args: argparse.Namespace) -> None:
 
 def not_after(session: Session) -> datetime:
     return session.current_identity().certificate.not_valid_after_utc
+
+
+__all__ = ["add_serve_arguments", "run_serve"]
