@@ -32,11 +32,11 @@ class HwSignerError(Exception):
 
 
 class ConfigError(HwSignerError):
-    """The user's inputs are wrong: a flag, a file, an ARN, a region."""
+    """The user's inputs are wrong (a flag, a file, an ARN, a region) or an extra is missing."""
 
 
 class KeySourceError(HwSignerError):
-    """The private key cannot be opened or used: a device, a module, a missing extra."""
+    """The private key cannot be opened or used: a device, a module, a token."""
 
 
 class PasswordError(KeySourceError):

@@ -134,11 +134,11 @@ class Lab:
         which flatters start-up ratios; users have none."""
         source = self.directory / "src-current"
         if not source.exists():
-            for name in ("pyproject.toml", "README.md", "bin", "hwsigner"):
+            for name in ("pyproject.toml", "README.md", "scripts/hwsigner", "hwsigner"):
                 if (REPO / name).is_dir():
                     shutil.copytree(REPO / name, source / name, ignore=IGNORE)
-                elif (REPO / name).exists():
-                    source.mkdir(parents=True, exist_ok=True)
+                else:
+                    (source / name).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(REPO / name, source / name)
         return self.installed_bin("plain-venv", source)
 

@@ -154,7 +154,7 @@ LAYERS = (
     ("identity",),
     ("keys",),
     ("sigv4x509", "x509rules", "x509certs", "credentials", "arns"),
-    ("errors", "_safe"),
+    ("errors", "_safe", "_log"),
 )
 
 

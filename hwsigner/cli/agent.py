@@ -120,3 +120,6 @@ def detach() -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+
+
+__all__ = ["add_agent_flags", "add_arguments", "run"]

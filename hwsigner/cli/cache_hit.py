@@ -169,4 +169,4 @@ def without_pin_value(uri: str) -> str:
     return re.sub(r"([?&;])pin-value=[^&;]*", r"\1", uri)
 
 
-__all__ = ["cache_inputs", "cached_answer", "read_flags", "without_pin_value"]
+__all__ = ["agent_answer", "cache_inputs", "cached_answer", "read_flags", "without_pin_value"]

@@ -96,3 +96,11 @@ def checked_process_json(data: Any) -> str:
     if not is_utc_time(data["Expiration"]):
         raise ValueError("Expiration is not in YYYY-MM-DDTHH:MM:SSZ form")
     return str(data["Expiration"])
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "entry_answer",
+    "plain_process_expiration",
+    "reuse_until",
+]
