@@ -168,4 +168,7 @@ def read_auth_token(path: str) -> str:
     return token
 
 
-__all__ = ["RolePlan", "read_auth_token", "roles_from_args", "roles_from_file"]
+__all__ = [
+    "IDENTITY_KEYS", "ROLE_KEYS", "TOKEN_KEY", "RolePlan", "read_auth_token", "roles_from_args",
+    "roles_from_file", "section_values",
+]  # fmt: skip
