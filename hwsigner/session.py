@@ -18,11 +18,13 @@
     >>> s3 = hwsigner.boto3_session(**arns).client("s3")      # doctest: +SKIP
 
 ``Session`` is what every delivery mode runs on: ``credential-process`` fetches once, ``update``
-and ``serve`` hand ``fetch`` to a ``CredentialKeeper``. Each ``fetch`` signs with the certificate
-at its source *then* (``hwsigner.certwatch``): a renewed one is used without a restart. The
-Python API's keywords are the fields of ``hwsigner.Settings``, which mirror the CLI flags.
-``boto3_session`` keeps the key open (one PKCS#11 login, one TPM primary) for the life of the
-boto3 session and plugs into botocore through its public credential-provider interface.
+and ``serve`` hand ``fetch`` to a ``CredentialKeeper``; ``serve --config`` opens one and
+``share``s it with each further role (one key, one login, one refresh schedule per role).
+Each ``fetch`` signs with the certificate at its source *then* (``hwsigner.certwatch``): a
+renewed one is used without a restart. The Python API's keywords are the fields of
+``hwsigner.Settings``, which mirror the CLI flags. ``boto3_session`` keeps the key open (one
+PKCS#11 login, one TPM primary) for the life of the boto3 session and plugs into botocore
+through its public credential-provider interface.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Session:
         self._identity = identity
         self._env = env
         self._source = source  # where a renewed certificate shows up (None: never looked at)
+        self._owner: Session | None = None  # the session that opened the key, when shared
 
     @classmethod
     def open(
@@ -103,11 +106,25 @@ class Session:
         source = CertificateWatch.start(opened, files)
         return cls(settings, opened.identity, opened.key, transport, target, env, source=source)
 
+    def share(self, settings: Settings) -> Session:
+        """A session for another request (another role, profile or duration) on this open key:
+        it signs with this session's identity and key, through its transport; its ``close``
+        leaves the key open for this session to close. ``settings`` are checked as ``open``
+        checks them; their key and certificate fields are not used."""
+        from .rolesanywhere import resolve
+
+        target = resolve(settings, self._env)
+        shared = Session(settings, self._identity, self.key, self.transport, target, self._env)
+        shared._owner = self._owner or self
+        return shared
+
     def current_identity(self, now: datetime | None = None) -> Identity:
         """The certificate and chain the next CreateSession is signed with: the certificate
         source is looked at again (one ``stat`` per file; a token's certificate list), and a
         renewed certificate is used once it is valid and holds the key (``hwsigner.certwatch``).
         """
+        if self._owner is not None:
+            return self._owner.current_identity(now)
         if self._source is not None:
             self._identity = self._source.current(now)
         return self._identity
@@ -126,8 +143,10 @@ class Session:
         )
 
     def close(self) -> None:
-        """Close the key (log out of the token). Safe to call twice."""
-        self.key.close()
+        """Close the key (log out of the token), unless shared from another session. Safe to
+        call twice."""
+        if self._owner is None:
+            self.key.close()
 
     def __enter__(self) -> Session:
         return self

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from hwsigner._safe import read_file, read_user_file
+from hwsigner.cli.serveconfig import read_auth_token
 from hwsigner.credentials import Credentials
 from hwsigner.delivery.credfile import write_profile
-from hwsigner.delivery.endpoints import CredentialServer, read_auth_token
+from hwsigner.delivery.endpoints import CredentialServer
 from hwsigner.devpki import DevPki
 from hwsigner.errors import ConfigError
 from hwsigner.keys.pkcs11.session import pin_from_source
@@ -140,6 +141,8 @@ class FakeKeeper:
     def get(self) -> Credentials:
         expiry = datetime.now(timezone.utc) + timedelta(hours=1)
         return Credentials("ASIAEXAMPLEEXAMPLE", "secret", "token", expiry)
+
+    fresh = get
 
 
 @pytest.fixture

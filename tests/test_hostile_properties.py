@@ -317,6 +317,8 @@ class FakeKeeper:
         expiry = datetime.now(timezone.utc) + timedelta(hours=1)
         return Credentials("ASIAEXAMPLEEXAMPLE", "secret", "token", expiry)
 
+    fresh = get
+
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[CredentialServer]:

@@ -60,12 +60,17 @@ class Service:
         return Credentials(f"ASIA{self.calls:04d}", "secret", "token", expiry)
 
 
-def test_credentials_are_reused_until_ten_minutes_remain() -> None:
+def latest(low: float, high: float) -> float:
+    """A jitter that always picks the end of the window."""
+    return high
+
+
+def test_credentials_are_reused_until_their_refresh_point() -> None:
     clock = Clock()
     service = Service(clock)
-    keeper = CredentialKeeper(service, clock=clock)
+    keeper = CredentialKeeper(service, clock=clock, jitter=latest)
     first = keeper.get()
-    clock.advance(minutes=49, seconds=59)
+    clock.advance(minutes=44, seconds=59)  # the latest point: 15 minutes before expiry
     assert keeper.get() is first
     clock.advance(seconds=2)
     second = keeper.get()
@@ -96,7 +101,7 @@ def test_a_failed_refresh_keeps_the_last_good_credentials_until_near_expiry() ->
 def test_failed_refreshes_back_off_and_the_pause_is_capped() -> None:
     clock = Clock()
     service = Service(clock)
-    keeper = CredentialKeeper(service, clock=clock)
+    keeper = CredentialKeeper(service, clock=clock, jitter=latest)
     keeper.get()
     service.failing = True
     clock.advance(minutes=51)
@@ -110,6 +115,38 @@ def test_failed_refreshes_back_off_and_the_pause_is_capped() -> None:
         assert service.calls == calls + 1
         clock.advance(seconds=pauses[-1])
     assert pauses == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "earliest", "last"),
+    [(3600, 1800, 2700), (43200, 21600, 42300), (1799, 899.5, 899.5), (900, 450, 450)],
+)
+def test_refresh_points_fall_in_the_window(lifetime: int, earliest: float, last: float) -> None:
+    points = []
+    for _ in range(200):
+        clock = Clock()
+        keeper = CredentialKeeper(Service(clock, timedelta(seconds=lifetime)), clock=clock)
+        keeper.get()
+        points.append(keeper.seconds_to_refresh())
+    assert earliest <= min(points) and max(points) <= last
+    if earliest < last:
+        assert len(set(points)) > 100  # jittered, not one point for the whole fleet
+
+
+def test_failed_refreshes_back_off_with_jitter() -> None:
+    clock = Clock()
+    service = Service(clock)
+    keeper = CredentialKeeper(service, clock=clock)
+    keeper.get()
+    service.failing = True
+    clock.advance(minutes=46)
+    pauses = []
+    for _ in range(8):
+        keeper.get()
+        pauses.append(keeper.seconds_to_refresh())
+        clock.advance(seconds=pauses[-1])
+    bounds = [1, 2, 4, 8, 16, 32, 60, 60]
+    assert all(b / 2 <= p <= b for p, b in zip(pauses, bounds, strict=True)), pauses
 
 
 def test_nothing_is_served_when_the_first_fetch_fails() -> None:
@@ -273,9 +310,10 @@ def test_accepted_connections_carry_the_hop_limit() -> None:
     keeper = CredentialKeeper(Service(clock), clock=clock)
     server = CredentialServer.listen(keeper, "role", port=0, hop_limit=3)
     try:
-        assert server.socket.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 3
+        listening = server.listeners[0][0]
+        assert listening.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 3
         client = socket.create_connection(("127.0.0.1", server.port))
-        connection, _ = server.get_request()
+        connection, _ = listening.accept()  # as the event loop accepts
         try:
             assert connection.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 3
         finally:

@@ -5,7 +5,7 @@
 
 Each subcommand lives in a module of this package: ``add_arguments(parser)`` and ``run(args)``
 when the module holds one command, ``add_<command>_arguments`` and ``run_<command>`` when it
-groups several (``daemons``: ``serve``, ``update``, ``emulator``; ``provision``: ``keygen``,
+groups several (``daemons``: ``update``, ``emulator``; ``provision``: ``keygen``,
 ``csr``, ``import-cert``, ``doctor``). The modules import only
 ``argparse`` at the top; what a command needs is imported when it runs.
 Only this package prints, reads the terminal and chooses exit codes. This module imports

@@ -1,12 +1,5 @@
-"""The long-running commands: ``serve``, ``update`` and ``emulator``, and how they all stop.
-
-    $ hwsigner serve --certificate ... --trust-anchor-arn ... --profile-arn ... --role-arn ...
-    export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911/
-
-``serve``: a local credentials endpoint for SDKs that expect EC2 or a container. With
-``--auth-token-file`` it also serves the container form, and prints its line too:
-``export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9911/credentials``. The key stays
-open (one PKCS#11 login) the whole time.
+"""The long-running commands ``update`` and ``emulator``, and how they (and ``serve``, in
+``serve.py``) all stop.
 
 ``update``: writes ``aws_access_key_id``, ``aws_secret_access_key`` and ``aws_session_token`` of
 ``--profile`` in ``$AWS_SHARED_CREDENTIALS_FILE`` (default ``~/.aws/credentials``), keeping every
@@ -37,10 +30,6 @@ if TYPE_CHECKING:
         def serve_forever(self) -> None: ...
         def shutdown(self) -> None: ...
         def server_close(self) -> None: ...
-
-
-DEFAULT_PORT = 9911
-DEFAULT_HOP_LIMIT = 64
 
 
 def log_to_stderr() -> None:
@@ -75,72 +64,6 @@ def serve_until_stopped(server: Server, stop: threading.Event) -> None:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    add_session_flags(parser)
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)",
-    )
-    parser.add_argument(
-        "--hop-limit",
-        type=int,
-        default=DEFAULT_HOP_LIMIT,
-        help=f"IP TTL of the answers, 1-255 (default {DEFAULT_HOP_LIMIT})",
-    )
-    parser.add_argument(
-        "--auth-token-file",
-        metavar="FILE",
-        help="serve GET /credentials (the container endpoint) to clients whose "
-        "Authorization header holds this file's token",
-    )
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    import logging
-
-    from ..delivery.endpoints import CredentialServer, read_auth_token
-    from ..delivery.keeper import CredentialKeeper
-    from ..errors import ConfigError
-    from ..session import Session
-    from ..settings import Settings
-
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port {args.port} is not a port number", hint="use 0 to 65535")
-    if not 1 <= args.hop_limit <= 255:
-        raise ConfigError(f"--hop-limit {args.hop_limit} is out of range", hint="use 1 to 255")
-    token = read_auth_token(args.auth_token_file) if args.auth_token_file else None
-    settings = Settings.from_args(args)
-    log_to_stderr()
-    stop = stop_on_signals()
-    with Session.open(settings) as session:
-        keeper = CredentialKeeper(session.fetch, initial=session.fetch())
-        server = CredentialServer.listen(
-            keeper,
-            settings.role_arn.rsplit("/", 1)[-1],
-            port=args.port,
-            hop_limit=args.hop_limit,
-            auth_token=token,
-            role_arn=settings.role_arn,
-        )
-        base = f"http://127.0.0.1:{server.port}"
-        lines = [f"export AWS_EC2_METADATA_SERVICE_ENDPOINT={base}/"]
-        if token is not None:
-            lines.append(f"export AWS_CONTAINER_CREDENTIALS_FULL_URI={base}/credentials")
-        sys.stdout.write("".join(line + "\n" for line in lines))
-        sys.stdout.flush()
-        logging.getLogger("hwsigner").info(
-            "serving role %s on %s (hop limit %d)%s",
-            server.role_name,
-            base,
-            args.hop_limit,
-            ", with the container endpoint" if token is not None else "",
-        )
-        serve_until_stopped(server, stop)
-    return 0
 
 
 def add_update_arguments(parser: argparse.ArgumentParser) -> None:
@@ -257,7 +180,6 @@ def parse_now(text: str) -> datetime:
 
 
 __all__ = [
-    "add_emulator_arguments", "add_serve_arguments", "add_update_arguments", "log_to_stderr",
-    "parse_now", "run_emulator", "run_serve", "run_update", "serve_until_stopped",
-    "stop_on_signals",
+    "add_emulator_arguments", "add_update_arguments", "log_to_stderr", "parse_now",
+    "run_emulator", "run_update", "serve_until_stopped", "stop_on_signals",
 ]  # fmt: skip

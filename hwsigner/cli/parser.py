@@ -33,7 +33,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("read-certificate-data", "show", "show what a certificate source holds"),
     ("emulator", "daemons", "run a local IAM Roles Anywhere CreateSession endpoint"),
     ("update", "daemons", "keep a profile of the AWS credentials file fresh"),
-    ("serve", "daemons", "serve credentials over local IMDSv2 and container endpoints"),
+    ("serve", "serve", "serve credentials over IMDSv2 and container endpoints"),
     ("agent", "agent", "keep credentials for this user's processes on a Unix socket"),
     ("export-credentials", "credentials", "print credentials as shell variables"),
     ("keygen", "provision", "make a key pair inside a token, a TPM or a file"),

@@ -5,27 +5,28 @@
     ...                                                               # doctest: +SKIP
     >>> server.serve_forever()                                        # doctest: +SKIP
 
-Then ``AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911/`` points the SDKs' instance
-metadata provider here, and ``AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9911/credentials``
-with ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` their container provider.
-
-It listens on 127.0.0.1 only, and sets the IP TTL of its packets to the hop limit, as EC2's
-metadata service does, so answers die before they can be routed on. Routes:
+Then ``AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911/`` (instance metadata), or
+``AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9911/credentials`` with
+``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (container). Packets carry the hop limit as IP TTL, as
+EC2's metadata service does. Routes (both trailing-slash forms of each work):
 
 - ``PUT /latest/api/token``: a session token; ``X-aws-ec2-metadata-token-ttl-seconds`` 1-21600
   (default 21600); a request with ``X-Forwarded-For`` is refused (400).
-- ``GET /latest/meta-data/iam/security-credentials/``: the role name.
-- ``GET /latest/meta-data/iam/security-credentials/<role>``: the credentials as JSON.
-  Both need a valid ``X-aws-ec2-metadata-token`` (401 otherwise); both trailing-slash forms work.
-- ``GET /credentials``: the container form; ``Authorization`` must equal the configured token.
+- ``GET /latest/meta-data/iam/security-credentials/``: the role name; ``.../<role>``: the
+  credentials as JSON. Both need a valid ``X-aws-ec2-metadata-token`` (401 otherwise). IMDSv2
+  is served by loopback listeners only (``imds=False``: 404).
+- ``GET /credentials`` (the first role) and ``GET /role/NAME`` (each role): the container form;
+  ``Authorization`` must equal the role's token (constant-time compare; 401 otherwise).
+- ``GET /healthz``, ``/readyz``, ``/metrics``: ``health.Health``.
 
-Credentials come from a ``CredentialKeeper``: one refresh at a time, the last good credentials
-while valid, and 500 when there are none - never empty or expired credentials. Tokens and
-secrets are never logged.
+Credentials come from a ``CredentialKeeper``: fresh ones are answered on the event loop from
+JSON encoded once; otherwise ``get`` runs on a thread (one refresh at a time, the last good
+credentials while usable, 500 when none: never empty or expired). Nothing secret is logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -33,13 +34,14 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .._safe import one_line, read_user_file
-from ..credentials import format_time
+from ..credentials import Credentials, format_time
 from ..errors import ConfigError, HwSignerError
+from .health import Health
+from .httpd import Answer, HttpServer, Request, set_hop_limit, text
 from .keeper import CredentialKeeper
 
 log = logging.getLogger("hwsigner")
@@ -52,6 +54,20 @@ TOKEN_HEADER = "X-aws-ec2-metadata-token"  # noqa: S105 - a header name
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 MIN_TTL, MAX_TTL = 1, 21600
 MAX_TOKENS = 256
+BACKLOG = 1024
+METHODS = frozenset(("GET", "PUT", "POST", "DELETE", "PATCH"))
+ROUTES = {
+    **dict.fromkeys((TOKEN_PATH, TOKEN_PATH + "/"), "token"),
+    **dict.fromkeys((CREDENTIALS_PATH, CREDENTIALS_PATH + "/"), "role-list"),
+    **dict.fromkeys((CONTAINER_PATH, CONTAINER_PATH + "/"), "container"),
+    **{path: path[1:] for path in ("/healthz", "/readyz", "/metrics")},
+}
+ROLE_PREFIX = CREDENTIALS_PATH + "/"
+NAMED_ROLE_PREFIX = "/role/"  # the container route of each role: /role/NAME
+TTL_BYTES = TTL_HEADER.encode()
+JSON = b"Content-Type: application/json\r\n"
+NOT_FOUND = text(404, "not found")
+NOT_ALLOWED = text(405, "method not allowed")
 
 
 class TokenStore:
@@ -83,15 +99,174 @@ class TokenStore:
         return int(left) if left is not None and left > 0 else None
 
 
-class CredentialServer(ThreadingHTTPServer):
-    """The HTTP server; ``listen`` binds it to 127.0.0.1."""
+@dataclass(frozen=True, slots=True)
+class ServedRole:
+    """One role a server answers for: its name in paths, its keeper, its container token."""
 
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive clients must not delay a shutdown
-    request_queue_size = 128
+    name: str
+    keeper: CredentialKeeper
+    role_arn: str | None = None
+    auth_token: str | None = None
+
+
+class Endpoints:
+    """The route of a listener: IMDSv2 (``imds``: loopback only) and ``/credentials`` for the
+    first role, ``/role/NAME`` for each, and the health routes."""
 
     def __init__(
         self,
+        roles: list[ServedRole],
+        tokens: TokenStore | None = None,
+        *,
+        imds: bool = True,
+        health: Health | None = None,
+    ) -> None:
+        self.roles = {role.name: role for role in roles}
+        self.first = roles[0]
+        self.tokens = tokens or TokenStore()
+        self.imds = imds
+        self.health = health or Health([(role.name, role.keeper) for role in roles])
+        self._encoded: dict[str, tuple[Credentials, Any, bytes, bytes]] = {}
+
+    def __call__(self, request: Request) -> Answer | Awaitable[Answer]:
+        if request.method not in METHODS:
+            return text(501, "unsupported method")
+        kind = self._route(request.path)
+        if kind is None:
+            return NOT_FOUND
+        if request.method != ("PUT" if kind == "token" else "GET"):
+            return NOT_ALLOWED
+        if kind == "container":
+            return self._container(request, self.first)
+        if kind.startswith("role:"):
+            role = self.roles.get(kind[5:])
+            return NOT_FOUND if role is None else self._container(request, role)
+        if kind in ("healthz", "readyz", "metrics"):
+            answer: Answer = getattr(self.health, kind)()
+            return answer
+        if not self.imds:
+            return NOT_FOUND  # IMDSv2 answers on loopback only
+        return self._token(request) if kind == "token" else self._imds(request, kind)
+
+    def _route(self, path: str) -> str | None:
+        """``token``, ``role-list``, ``container``, a health route, ``imds:NAME``, ``role:NAME``."""
+        if path in ROUTES:
+            return ROUTES[path]
+        for prefix, kind in ((ROLE_PREFIX, "imds:"), (NAMED_ROLE_PREFIX, "role:")):
+            if path.startswith(prefix):
+                rest = path[len(prefix) :]
+                role = rest[:-1] if rest.endswith("/") else rest
+                return kind + role if role else None
+        return None
+
+    def _token(self, request: Request) -> Answer:
+        if request.headers.get("x-forwarded-for") is not None:
+            return text(400, "unable to process requests with X-Forwarded-For header")
+        ttl_text = request.headers.get(TTL_HEADER.lower(), str(MAX_TTL)).strip()
+        ttl = int(ttl_text) if ttl_text.isascii() and ttl_text.isdigit() else 0
+        if not MIN_TTL <= ttl <= MAX_TTL:
+            return text(400, f"the token TTL must be {MIN_TTL} to {MAX_TTL} seconds")
+        token = self.tokens.issue(ttl)
+        return text(200, token, b"Content-Type: text/plain\r\n%s: %d\r\n" % (TTL_BYTES, ttl))
+
+    def _imds(self, request: Request, kind: str) -> Answer | Awaitable[Answer]:
+        left = self.tokens.remaining(request.headers.get(TOKEN_HEADER.lower()))
+        if left is None:
+            return text(401, "a valid X-aws-ec2-metadata-token is required")
+        ttl = b"%s: %d\r\n" % (TTL_BYTES, left)
+        if kind == "role-list":
+            return text(200, self.first.name, b"Content-Type: text/plain\r\n" + ttl)
+        if kind[5:] != self.first.name:
+            return text(404, "no such role", b"Content-Type: text/plain\r\n" + ttl)
+        return self._credentials(self.first, JSON + ttl, imds=True)
+
+    def _container(self, request: Request, role: ServedRole) -> Answer | Awaitable[Answer]:
+        expected = role.auth_token
+        if expected is None:
+            return NOT_FOUND
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode("latin-1"), expected.encode()):
+            return text(401, "the Authorization header does not hold the token")
+        return self._credentials(role, JSON, imds=False)
+
+    def _credentials(
+        self, role: ServedRole, headers: bytes, *, imds: bool
+    ) -> Answer | Awaitable[Answer]:
+        """Fresh credentials are answered at once; otherwise after the keeper, on a thread."""
+        fresh = role.keeper.fresh()
+        if fresh is not None:
+            return Answer(200, self._body(role, fresh, imds=imds), headers)
+        return self._after_refresh(role, headers, imds=imds)
+
+    async def _after_refresh(self, role: ServedRole, headers: bytes, *, imds: bool) -> Answer:
+        loop = asyncio.get_running_loop()
+        try:
+            credentials = await loop.run_in_executor(None, role.keeper.get)
+        except Exception as exc:  # a HwSignerError is expected; anything else is a bug
+            expected = isinstance(exc, HwSignerError)
+            level, why = (logging.WARNING, str(exc)) if expected else (logging.ERROR, repr(exc))
+            log.log(level, "answering 500: %s", why)
+            return text(500, "no valid credentials")
+        return Answer(200, self._body(role, credentials, imds=imds), headers)
+
+    def _body(self, role: ServedRole, credentials: Credentials, *, imds: bool) -> bytes:
+        """The JSON answers, encoded once per credentials (and when they were obtained)."""
+        updated = role.keeper.last_updated
+        cached = self._encoded.get(role.name)
+        if cached is None or cached[0] is not credentials or cached[1] != updated:
+            cached = (credentials, updated, *encode(credentials, updated, role.role_arn))
+            self._encoded[role.name] = cached
+        return cached[2] if imds else cached[3]
+
+
+def encode(credentials: Credentials, updated: Any, role_arn: str | None) -> tuple[bytes, bytes]:
+    """The IMDS answer and the container answer, as JSON."""
+    common = {
+        "AccessKeyId": credentials.access_key_id,
+        "SecretAccessKey": credentials.secret_access_key,
+        "Token": credentials.session_token,
+        "Expiration": format_time(credentials.expiration),
+    }
+    imds = {
+        "Code": "Success",
+        "LastUpdated": format_time(updated or credentials.expiration),
+        "Type": "AWS-HMAC",
+        **common,
+    }
+    container = {**common, "RoleArn": role_arn} if role_arn else common
+    return json.dumps(imds).encode(), json.dumps(container).encode()
+
+
+def listen_tcp(host: str, port: int, hop_limit: int) -> socket.socket:
+    """A listening TCP socket on ``host`` (IPv4 or IPv6; IPv6 only for an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        set_hop_limit(sock, hop_limit)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        raise ConfigError(
+            f"cannot listen on {where}: {exc.strerror or exc}",
+            hint="choose another --port, or stop what listens there",
+        ) from None
+    return sock
+
+
+class CredentialServer(HttpServer):
+    """``serve``'s server for one role on 127.0.0.1 (``listen``)."""
+
+    @classmethod
+    def listen(
+        cls,
         keeper: CredentialKeeper,
         role_name: str,
         *,
@@ -99,216 +274,20 @@ class CredentialServer(ThreadingHTTPServer):
         hop_limit: int = 64,
         auth_token: str | None = None,
         role_arn: str | None = None,
-    ) -> None:
-        super().__init__((HOST, port), RequestHandler, bind_and_activate=False)
-        self.keeper = keeper
-        self.role_name = role_name
-        self.role_arn = role_arn
-        self.hop_limit = hop_limit
-        self.auth_token = auth_token
-        self.tokens = TokenStore()
-
-    @classmethod
-    def listen(cls, keeper: CredentialKeeper, role_name: str, **settings: Any) -> CredentialServer:
+    ) -> CredentialServer:
         """Bind and listen; ``port=0`` picks a free port (see ``port``)."""
-        server = cls(keeper, role_name, **settings)
-        try:
-            server.socket.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, server.hop_limit)
-            server.server_bind()
-            server.server_activate()
-        except OSError as exc:
-            server.server_close()
-            raise ConfigError(
-                f"cannot listen on {HOST}:{server.server_address[1]}: {exc.strerror or exc}",
-                hint="choose another --port, or stop what listens there",
-            ) from None
-        except BaseException:
-            server.server_close()
-            raise
-        return server
+        endpoints = Endpoints([ServedRole(role_name, keeper, role_arn, auth_token)])
+        return cls([(listen_tcp(HOST, port, hop_limit), endpoints)], hop_limit=hop_limit)
 
     @property
     def port(self) -> int:
-        return int(self.server_address[1])
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """One debug line for a client that went away or stalled; one error line otherwise."""
-        import sys
-
-        error = sys.exc_info()[1]
-        if isinstance(error, OSError):
-            log.debug("client %s went away: %s", client_address[0], error)
-        else:
-            log.error("request from %s failed: %r", client_address[0], error)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.hop_limit)
-        return connection, address
+        return int(self.listeners[0][0].getsockname()[1])
 
 
-def read_auth_token(path: str) -> str:
-    """The container endpoint's token: the file's content exactly, which must be one word of
-    visible ASCII with no newline, since clients send the file as it is as a header value
-    (botocore refuses a trailing newline: "not a legal header value")."""
-    make = """python3 -c 'import secrets; print(secrets.token_hex(32), end="")'"""
-    fix = f"write it without a newline: {make} > {path}"
-    try:
-        token = read_user_file(path, "token", "--auth-token-file", 4096).decode("ascii")
-    except UnicodeDecodeError:
-        raise ConfigError(f"the token file {path} holds non-ASCII bytes", hint=fix) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the token file {path}: {exc.strerror or exc}",
-            hint="check --auth-token-file",
-        ) from None
-    if not token:
-        raise ConfigError(f"the token file {path} is empty", hint=fix)
-    if not all("!" <= c <= "~" for c in token):
-        raise ConfigError(
-            f"the token file {path} holds whitespace, a newline or a control character,"
-            " which AWS SDKs refuse in a header",
-            hint=fix,
-        )
-    return token
-
-
-class RequestHandler(BaseHTTPRequestHandler):
-    server: CredentialServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes: without TCP_NODELAY a keep-alive client
-    # waits for the delayed ACK (40 ms) on every answer.
-    disable_nagle_algorithm = True
-    server_version = "hwsigner"
-    sys_version = ""
-    timeout = 30
-
-    def do_PUT(self) -> None:
-        self._discard_body()
-        if self._route() != "token":
-            self._send_route_error()
-            return
-        if self.headers.get("X-Forwarded-For") is not None:
-            self._send(400, "unable to process requests with X-Forwarded-For header")
-            return
-        ttl_text = self.headers.get(TTL_HEADER, str(MAX_TTL)).strip()
-        ttl = int(ttl_text) if ttl_text.isascii() and ttl_text.isdigit() else 0
-        if not MIN_TTL <= ttl <= MAX_TTL:
-            self._send(400, f"the token TTL must be {MIN_TTL} to {MAX_TTL} seconds")
-            return
-        token = self.server.tokens.issue(ttl)
-        self._send(200, token, {TTL_HEADER: str(ttl)})
-
-    def do_GET(self) -> None:
-        self._discard_body()
-        route = self._route()
-        if route == "container":
-            self._container_credentials()
-            return
-        if route not in ("role-list", "role"):
-            self._send_route_error()
-            return
-        left = self.server.tokens.remaining(self.headers.get(TOKEN_HEADER))
-        if left is None:
-            self._send(401, "a valid X-aws-ec2-metadata-token is required")
-            return
-        ttl = {TTL_HEADER: str(left)}
-        if route == "role-list":
-            self._send(200, self.server.role_name, ttl)
-            return
-        if self._role_in_path() != self.server.role_name:
-            self._send(404, "no such role", ttl)
-            return
-        body = self._credentials_body(imds=True)
-        if body is not None:
-            self._send(200, body, {**ttl, "Content-Type": "application/json"})
-
-    def _container_credentials(self) -> None:
-        expected = self.server.auth_token
-        if expected is None:
-            self._send(404, "not found")
-            return
-        given = self.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            self._send(401, "the Authorization header does not hold the token")
-            return
-        body = self._credentials_body(imds=False)
-        if body is not None:
-            self._send(200, body, {"Content-Type": "application/json"})
-
-    def _credentials_body(self, *, imds: bool) -> str | None:
-        """The JSON answer, or None after sending 500 when no valid credentials exist."""
-        keeper = self.server.keeper
-        try:
-            credentials = keeper.get()
-        except HwSignerError as exc:
-            log.warning("answering 500: %s", exc)
-            self._send(500, "no valid credentials", {"Content-Type": "text/plain"})
-            return None
-        except Exception:
-            log.exception("answering 500: unexpected error while refreshing credentials")
-            self._send(500, "no valid credentials")
-            return None
-        data: dict[str, str] = {}
-        if imds:
-            data["Code"] = "Success"
-            data["LastUpdated"] = format_time(keeper.last_updated or credentials.expiration)
-            data["Type"] = "AWS-HMAC"
-        data["AccessKeyId"] = credentials.access_key_id
-        data["SecretAccessKey"] = credentials.secret_access_key
-        data["Token"] = credentials.session_token
-        data["Expiration"] = format_time(credentials.expiration)
-        if not imds and self.server.role_arn:
-            data["RoleArn"] = self.server.role_arn
-        return json.dumps(data)
-
-    def _route(self) -> str | None:
-        path = self.path.split("?", 1)[0]
-        if path in (TOKEN_PATH, TOKEN_PATH + "/"):
-            return "token"
-        if path in (CREDENTIALS_PATH, CREDENTIALS_PATH + "/"):
-            return "role-list"
-        if path.startswith(CREDENTIALS_PATH + "/") and self._role_in_path():
-            return "role"
-        if path in (CONTAINER_PATH, CONTAINER_PATH + "/"):
-            return "container"
-        return None
-
-    def _role_in_path(self) -> str:
-        path = self.path.split("?", 1)[0]
-        rest = path[len(CREDENTIALS_PATH) + 1 :]
-        return rest[:-1] if rest.endswith("/") else rest
-
-    def _send_route_error(self) -> None:
-        """404 for an unknown path; 405 for a known path asked with the wrong method."""
-        known = self._route() is not None
-        self._send(405 if known else 404, "method not allowed" if known else "not found")
-
-    def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
-        data = body.encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "text/plain", **(headers or {})}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _discard_body(self) -> None:
-        length = self.headers.get("Content-Length", "0")
-        if length.isascii() and length.isdigit() and 0 < int(length) <= 65536:
-            self.rfile.read(int(length))
-        elif length.strip() not in ("", "0"):
-            self.close_connection = True
-
-    def do_POST(self) -> None:
-        self._discard_body()
-        self._send_route_error()
-
-    do_DELETE = do_PATCH = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Request lines only, at debug level: never headers, where the tokens travel."""
-        log.debug("%s %s", self.address_string(), one_line(format % args))
-
-
-__all__ = ["CredentialServer", "TokenStore", "read_auth_token"]
+__all__ = [
+    "CredentialServer",
+    "Endpoints",
+    "ServedRole",
+    "TokenStore",
+    "listen_tcp",
+]
