@@ -1,7 +1,9 @@
 """systemd's two protocols, without libsystemd: socket activation and readiness notification.
 
-    >>> sockets = inherited_sockets()   # [] unless systemd handed sockets to this process
-    >>> notify("READY=1")               # nothing unless $NOTIFY_SOCKET names a socket
+    >>> inherited_sockets({})           # [] unless systemd handed sockets to this process
+    []
+    >>> notify("READY=1", {})           # False: no $NOTIFY_SOCKET names a socket
+    False
 
 - Socket activation (``sd_listen_fds``): systemd passes listening sockets as file descriptors
   3, 4, ... and sets ``LISTEN_PID`` to the receiving process and ``LISTEN_FDS`` to their count.
