@@ -5,10 +5,14 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from hwsigner.credentials import Credentials
 
 from .helpers import PROFILE_ARN, TRUST_ANCHOR_ARN
 
@@ -96,3 +100,26 @@ class Serving:
         out, _ = self.process.communicate(timeout=30)
         self._reader.join(10)
         return self.process.returncode, self.first + out + "".join(self.errors)
+
+
+class FakeKeeper:
+    """A keeper whose credentials are always fresh: for tests of the HTTP side alone."""
+
+    last_updated = None
+
+    def get(self) -> Credentials:
+        expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+        return Credentials("ASIAEXAMPLEEXAMPLE", "secret", "token", expiry)
+
+    fresh = get
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes to a loopback server, close our side, read the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer

@@ -27,6 +27,7 @@ from hwsigner.keys.pkcs11.session import pin_from_source
 from hwsigner.keys.tpm.keyfile import TpmKeyFile
 
 from .helpers import ARN_FLAGS, assert_one_line_error, process_credentials, run_cli
+from .serving import FakeKeeper, exchange
 
 PIN = "98765431"
 NEAR_MISSES = [
@@ -135,16 +136,6 @@ def test_update_removes_its_own_stale_temporary_files(tmp_path: Path) -> None:
     assert "ASIAEXAMPLEEXAMPLE" in target.read_text()
 
 
-class FakeKeeper:
-    last_updated = None
-
-    def get(self) -> Credentials:
-        expiry = datetime.now(timezone.utc) + timedelta(hours=1)
-        return Credentials("ASIAEXAMPLEEXAMPLE", "secret", "token", expiry)
-
-    fresh = get
-
-
 @pytest.fixture
 def served(caplog: pytest.LogCaptureFixture) -> Iterator[CredentialServer]:
     server = CredentialServer.listen(FakeKeeper(), "role", port=0)  # type: ignore[arg-type]
@@ -154,16 +145,6 @@ def served(caplog: pytest.LogCaptureFixture) -> Iterator[CredentialServer]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-def exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
-        conn.sendall(request)
-        conn.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
-    return answer
 
 
 @pytest.mark.parametrize("header", ["X-aws-ec2-metadata-token-ttl-seconds", "Content-Length"])

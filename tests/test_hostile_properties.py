@@ -13,10 +13,9 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -37,6 +36,7 @@ from hwsigner.sigv4x509 import Request
 from hwsigner.transport import HttpTransport, Response
 
 from .hostile import HostileServer
+from .serving import FakeKeeper, exchange
 
 HOSTILE = settings(
     derandomize=True,
@@ -310,16 +310,6 @@ def test_a_tss2_pem_is_read_or_refused_in_one_line(data: bytes) -> None:
 # --- serve's request parsing -----------------------------------------------------------------
 
 
-class FakeKeeper:
-    last_updated = None
-
-    def get(self) -> Credentials:
-        expiry = datetime.now(timezone.utc) + timedelta(hours=1)
-        return Credentials("ASIAEXAMPLEEXAMPLE", "secret", "token", expiry)
-
-    fresh = get
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[CredentialServer]:
     server = CredentialServer.listen(FakeKeeper(), "role", port=0, auth_token="t" * 32)  # type: ignore[arg-type]
@@ -328,16 +318,6 @@ def served() -> Iterator[CredentialServer]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-def exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
-        conn.sendall(request)
-        conn.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
-    return answer
 
 
 # http.server decodes headers as Latin-1: these are every character a header value can hold
