@@ -143,8 +143,8 @@ def open_identity(
         found = read_certificate_file(certificate, options.pkcs8_password)
         password = found.password
         if private_key:
-            # a pkcs11: key uses the certificate file to pick the token key it belongs to
-            key = open_key(private_key, options, certificate_ref=certificate)
+            # a pkcs11: key uses the certificate to pick the token key it belongs to
+            key = open_key(private_key, options, certificate_ref=found.certificate)
         elif found.key is not None:
             key = found.key
         else:
@@ -162,7 +162,8 @@ def open_identity(
             )
         leaf, chain = key.certificate, key.chain
     try:
-        check_key_matches(leaf, key.public_key)
+        if not (private_key or certificate or "").startswith("pkcs11:"):
+            check_key_matches(leaf, key.public_key)  # a token key was chosen by it already
         if intermediates:
             chain = chain_from(intermediates)
         identity = Identity(leaf, chain_to_send(leaf, chain))

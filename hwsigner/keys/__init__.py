@@ -19,11 +19,14 @@ imported only when a reference needs them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .._safe import read_reference
 from ..errors import needs_extra
 from .backend import Digest, KeyBackend, KeyOptions, PublicKey
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 TSS2_PEM_MARKER = b"-----BEGIN TSS2 PRIVATE KEY-----"
 TSS2_LEGACY_PEM_MARKER = b"-----BEGIN TSS2 KEY BLOB-----"  # openssl_tpm2_engine's first format
@@ -43,10 +46,14 @@ def key_kind(ref: str) -> Literal["pkcs11", "tpm", "file"]:
 
 
 def open_key(
-    ref: str, options: KeyOptions | None = None, *, certificate_ref: str | None = None
+    ref: str,
+    options: KeyOptions | None = None,
+    *,
+    certificate_ref: str | x509.Certificate | None = None,
 ) -> KeyBackend:
     """Open the key that ``ref`` names. ``certificate_ref`` (a ``pkcs11:`` certificate URI, or
-    the certificate file of a token key) lets a PKCS#11 key find its certificate."""
+    the certificate a token key was issued for, as read from its file) lets a PKCS#11 key find
+    its certificate, and pick the token key that holds the certificate's public key."""
     options = options or KeyOptions()
     kind = key_kind(ref)
     if kind == "pkcs11":

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import KeyType, Mechanism
 from pkcs11 import exceptions as p11
 
-from ...errors import CertificateError, ConfigError, KeySourceError
-from ...x509certs import read_certificates, spki
+from ...errors import KeySourceError
+from ...x509certs import spki
 from ..backend import CertificateAndChain, Digest, KeyBackend, KeyOptions, PublicKey, ask_secret
 from .module import Module, one_token
 from .objects import (
@@ -101,14 +101,14 @@ class Pkcs11Key(KeyBackend):
 
     @classmethod
     def open(
-        cls, ref: str, options: KeyOptions, *, certificate_ref: str | None = None
+        cls, ref: str, options: KeyOptions, *, certificate_ref: str | x509.Certificate | None = None
     ) -> Pkcs11Key:
         key_uri = Pkcs11Uri.parse(ref)
         cert_uri, file_certificate = None, None
-        if certificate_ref is not None and certificate_ref.startswith("pkcs11:"):
-            cert_uri = key_uri if certificate_ref == ref else Pkcs11Uri.parse(certificate_ref)
+        if isinstance(certificate_ref, x509.Certificate):
+            file_certificate = certificate_ref  # hybrid mode: it picks the token key
         elif certificate_ref is not None:
-            file_certificate = _file_certificate(certificate_ref)
+            cert_uri = key_uri if certificate_ref == ref else Pkcs11Uri.parse(certificate_ref)
         pin_uri = key_uri.or_else(cert_uri, "pin_value", "pin_source")
         module_uri = key_uri.or_else(cert_uri, "module_path", "module_name")
         module = Module.load(Module.path_for(module_uri, options.pkcs11_lib))
@@ -255,7 +255,9 @@ class Pkcs11Key(KeyBackend):
             self.token.release()
 
 
-def open_key(ref: str, options: KeyOptions, *, certificate_ref: str | None = None) -> KeyBackend:
+def open_key(
+    ref: str, options: KeyOptions, *, certificate_ref: str | x509.Certificate | None = None
+) -> KeyBackend:
     """The entry point ``hwsigner.keys.open_key`` uses for ``pkcs11:`` references."""
     return Pkcs11Key.open(ref, options, certificate_ref=certificate_ref)
 
@@ -275,14 +277,6 @@ def list_certificates(ref: str, pkcs11_lib: str | None = None) -> list[ListedCer
     for session, _ in found:
         session.release()
     return [ListedCertificate(entry.certificate, entry.uri(session)) for session, entry in found]
-
-
-def _file_certificate(path: str) -> x509.Certificate | None:
-    """Hybrid mode: the certificate file picks the token key whose public key it holds."""
-    try:
-        return read_certificates(path, "--certificate")[0]
-    except (CertificateError, ConfigError):
-        return None  # identity reports problems with the file itself
 
 
 __all__ = [
