@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -55,6 +55,7 @@ MAX_PROPERTIES, MAX_PROPERTY_LENGTH = 50, 200
 PROPERTY_HINT = "write each --instance-property as KEY=VALUE, 1 to 200 printable characters each"
 DEFAULT_ATTEMPTS = 3
 BACKOFF_BASE, BACKOFF_CAP = 0.25, 5.0
+REFRESH_DEADLINE = 60.0  # no retry starts later; an attempt has its own 30 s (transport.py)
 THROTTLING = frozenset(
     {"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded"}
 )
@@ -188,6 +189,7 @@ def request_credentials(
     check_endpoint(target.url)
     request = Request("POST", target.url, (("Content-Type", "application/json"),), target.body)
     signer = identity.signer(key)
+    deadline = clock() + timedelta(seconds=REFRESH_DEADLINE)
     for attempt in range(1, attempts + 1):
         signed = sign(request, signer, target.region, clock())
         debug("canonical request:\n%s", signed.canonical_request)
@@ -195,17 +197,18 @@ def request_credentials(
         try:
             response = transport(signed.request)
         except NetworkError as exc:
-            if attempt == attempts:
-                raise
-            debug("attempt %d of %d failed: %s", attempt, attempts, exc)
+            failure: NetworkError | ServiceError = exc
         else:
             if response.status in (200, 201):
                 return parse_credentials(response, clock())
-            error = service_error(response)
-            if not retryable(error) or attempt == attempts:
-                raise error
-            debug("attempt %d of %d failed: %s", attempt, attempts, error)
-        sleep(backoff(attempt))
+            failure = service_error(response)
+            if not retryable(failure):
+                raise failure
+        pause = backoff(attempt)
+        if attempt == attempts or clock() + timedelta(seconds=pause) > deadline:
+            raise failure
+        debug("attempt %d of %d failed: %s", attempt, attempts, failure)
+        sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

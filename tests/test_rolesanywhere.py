@@ -219,6 +219,23 @@ def test_attempts_are_bounded_and_configurable(identity) -> None:
     assert len(script.sent) == 5
 
 
+def test_retries_stop_at_the_refresh_deadline(identity) -> None:
+    """However many attempts AWS_MAX_ATTEMPTS allows, no retry starts 60 s after the first."""
+    sleeps: list[float] = []
+    moment = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+    def slow_clock() -> datetime:  # each attempt (sign, send, check) takes 10 s
+        nonlocal moment
+        moment += timedelta(seconds=5)
+        return moment
+
+    script = Script(*[unavailable()] * 50)
+    with pytest.raises(ServiceError, match="ServiceUnavailableException"):
+        request_credentials(PARAMS, *identity, transport=script, env={"AWS_MAX_ATTEMPTS": "50"},
+                            clock=slow_clock, sleep=sleeps.append)  # fmt: skip
+    assert 4 <= len(script.sent) <= 7 and len(sleeps) == len(script.sent) - 1
+
+
 def test_throttling_is_retried_but_other_4xx_are_not(identity) -> None:
     throttled = Response(400, {}, b'{"__type":"ThrottlingException","message":"slow down"}')
     script = Script(throttled, Response(201, {}, GOOD_BODY))
