@@ -5,6 +5,9 @@ listeners with tokens, health and metrics, config mistakes in one line."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +21,9 @@ from .delivery import emulator_call, fail_service, isolate_aws
 from .helpers import ARN_FLAGS, assert_one_line_error, run_cli
 from .serving import ACCOUNT_ROLE, SITECUSTOMIZE, Serving, token_file, write_config
 from .softhsm import MODULE, SoftHsm, make_lab, softhsm  # noqa: F401 (a fixture)
+
+# The AWS CLI where it is installed (not a dependency of the project): checked beside boto3.
+AWS_CLI = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
 
 
 def wait_ready(server: Serving) -> None:
@@ -65,6 +71,11 @@ def test_boto3_reads_two_roles_from_one_key_with_one_login(
                 assert seen["last"]["roleArn"] == ACCOUNT_ROLE + name
                 assert seen["last"]["durationSeconds"] == (900 if name == "build" else 3600)
                 assert found.get_frozen_credentials().access_key == seen["last"]["accessKeyId"]
+                if AWS_CLI:  # the same key, as the AWS CLI resolves it from the container route
+                    listed = subprocess.run([AWS_CLI, "configure", "list"], capture_output=True,
+                                            text=True, timeout=60, check=True).stdout  # fmt: skip
+                    assert f"****{seen['last']['accessKeyId'][-4:]}" in listed, listed
+                    assert "container-role" in listed, listed
             assert emulator_call(emulators["build"].url, "GET", "stats")["failedOnPurpose"] == 1
             # /credentials and IMDSv2 serve the first role
             status, body = server.get("/credentials", {"Authorization": tokens["build"][1]})
