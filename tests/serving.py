@@ -97,8 +97,12 @@ class Serving:
         """SIGTERM; the exit status and everything it printed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=30)
+        self.process.wait(timeout=30)  # not communicate(): the reader thread owns stderr
+        assert self.process.stdout is not None and self.process.stderr is not None
+        with self.process.stdout:
+            out = self.process.stdout.read()
         self._reader.join(10)
+        self.process.stderr.close()
         return self.process.returncode, self.first + out + "".join(self.errors)
 
 

@@ -42,7 +42,8 @@ class Agent:
         )  # fmt: skip
         assert self.process.stdout is not None
         self.errors: list[str] = []
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
         line = self.process.stdout.readline()
         if line != f"export HWSIGNER_AGENT_SOCKET={socket_path}\n":
             self.process.kill()
@@ -54,7 +55,11 @@ class Agent:
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
-        self.process.communicate(timeout=30)
+        self.process.wait(timeout=30)  # not communicate(): the reader thread owns stderr
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.process.stdout.close()
+        self._reader.join(10)
+        self.process.stderr.close()
         return self.process.returncode
 
 

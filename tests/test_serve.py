@@ -67,8 +67,12 @@ class Server:
     def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
         """Stop it; its exit status and everything it printed."""
         self.process.send_signal(signum)
-        out, _ = self.process.communicate(timeout=30)
+        self.process.wait(timeout=30)  # not communicate(): the reader thread owns stderr
+        assert self.process.stdout is not None and self.process.stderr is not None
+        with self.process.stdout:
+            out = self.process.stdout.read()
         self._reader.join(10)
+        self.process.stderr.close()
         return self.process.returncode, "".join(self.printed) + out + "".join(self.errors)
 
     def request(

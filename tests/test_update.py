@@ -298,8 +298,12 @@ class Updater:
 
     def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
         self.process.send_signal(signum)
-        out, _ = self.process.communicate(timeout=30)
+        self.process.wait(timeout=30)  # not communicate(): the reader thread owns stderr
+        assert self.process.stdout is not None and self.process.stderr is not None
+        with self.process.stdout:
+            out = self.process.stdout.read()
         self._reader.join(10)
+        self.process.stderr.close()
         return self.process.returncode, out + "".join(self.lines)
 
 
