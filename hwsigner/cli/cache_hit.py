@@ -36,7 +36,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-u
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-# The flags of credential-process by argparse destination: the settings' (options.py builds
+# The flags of credential-process by argparse destination: the settings' (parser.py builds
 # them from the same table), and those of the command itself.
 VALUE_FLAGS = {row.flag: row.name for row in FIELDS if not row.switch}
 VALUE_FLAGS["--cache-dir"] = "cache_dir"

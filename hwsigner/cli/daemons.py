@@ -1,5 +1,5 @@
 """The long-running commands ``update`` and ``emulator``, and how they (and ``serve``, in
-``serve.py``) all stop.
+``cli/serve.py``) all stop.
 
 ``update``: writes ``aws_access_key_id``, ``aws_secret_access_key`` and ``aws_session_token`` of
 ``--profile`` in ``$AWS_SHARED_CREDENTIALS_FILE`` (default ``~/.aws/credentials``), keeping every
@@ -21,6 +21,7 @@ from .parser import add_debug_flag, add_session_flags
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable
     from datetime import datetime
     from typing import Protocol
 
@@ -53,8 +54,11 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def serve_until_stopped(server: Server, stop: threading.Event) -> None:
-    """Serve on a background thread until ``stop`` is set, then shut down and close."""
+def serve_until_stopped(
+    server: Server, stop: threading.Event, stopping: Callable[[], object] = lambda: None
+) -> None:
+    """Serve on a background thread until ``stop`` is set, then call ``stopping``, shut down and
+    close."""
     import threading
 
     worker = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
@@ -62,6 +66,7 @@ def serve_until_stopped(server: Server, stop: threading.Event) -> None:
     try:
         stop.wait()
     finally:
+        stopping()
         server.shutdown()
         server.server_close()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .daemons import log_to_stderr, stop_on_signals
+from .daemons import log_to_stderr, serve_until_stopped, stop_on_signals
 from .parser import add_session_flags
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up time)
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ..delivery.endpoints import ServedRole
-    from ..delivery.httpd import HttpServer
     from ..session import Session
     from .serveconfig import RolePlan
 
@@ -140,7 +139,7 @@ def serve_roles(
             )
             worker.start()
         changed()
-        run_until(server, stop)
+        serve_until_stopped(server, stop, lambda: notify("STOPPING=1"))
 
 
 def start_role(role: RolePlan, session: Session, tolerant: bool) -> ServedRole:
@@ -163,21 +162,6 @@ def start_role(role: RolePlan, session: Session, tolerant: bool) -> ServedRole:
         keeper.fetch_seconds = time.perf_counter() - started
         keeper.refreshes["success"] += 1
     return ServedRole(role.name, keeper, role.settings.role_arn, role.auth_token)
-
-
-def run_until(server: HttpServer, stop: threading.Event) -> None:
-    import threading
-
-    from ..delivery.systemd import notify
-
-    worker = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
-    worker.start()
-    try:
-        stop.wait()
-    finally:
-        notify("STOPPING=1")
-        server.shutdown()
-        server.server_close()
 
 
 def listen(args: argparse.Namespace) -> list[tuple[socket.socket, bool]]:
