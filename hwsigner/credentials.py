@@ -107,6 +107,11 @@ def checked(key_id: object, secret: object, token: object, expiration: object) -
     return Credentials(str(key_id), str(secret), str(token), parse_time(str(expiration)))
 
 
+def utcnow() -> datetime:
+    """Now, in UTC: the default clock of everything that compares with an expiry."""
+    return datetime.now(timezone.utc)
+
+
 def format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime(ISO_FORMAT)
 
@@ -119,4 +124,4 @@ def parse_time(text: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-__all__ = ["Credentials", "checked", "format_time", "parse_time"]
+__all__ = ["Credentials", "checked", "format_time", "parse_time", "utcnow"]

@@ -31,14 +31,14 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from ._log import debug
 from ._safe import load_json, one_line
 from .arns import endpoint_url, parse_arn, signing_region
-from .credentials import Credentials
+from .credentials import Credentials, utcnow
 from .errors import ConfigError, NetworkError, ServiceError
 from .identity import Identity
 from .keys import KeyBackend
@@ -158,10 +158,6 @@ def max_attempts(env: Mapping[str, str]) -> int:
 def backoff(attempt: int) -> float:
     """Capped exponential backoff with full jitter, for the pause after ``attempt`` failed."""
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def request_credentials(

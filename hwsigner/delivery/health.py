@@ -17,8 +17,9 @@ Role names, counts and seconds only: no key id, secret, token or certificate det
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 
+from ..credentials import utcnow
 from .httpd import Answer, text
 from .keeper import CredentialKeeper
 
@@ -32,10 +33,6 @@ HELP = {
     "hwsigner_create_session_seconds": ("gauge", "Duration of the role's latest CreateSession."),
     "hwsigner_certificate_expiry_seconds": ("gauge", "Seconds until the certificate's notAfter."),
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Health:

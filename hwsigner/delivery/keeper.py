@@ -28,9 +28,9 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from ..credentials import Credentials, format_time
+from ..credentials import Credentials, format_time, utcnow
 from ..errors import HwSignerError
 from . import KEEPER_REFRESH_MARGIN, LAST_GOOD_MARGIN
 
@@ -45,10 +45,6 @@ EXPIRY_MARGIN = timedelta(seconds=LAST_GOOD_MARGIN)
 RETRY_BASE = timedelta(seconds=1)
 RETRY_CAP = timedelta(seconds=60)
 MIN_PAUSE = 0.05  # seconds: a loop never spins
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class CredentialKeeper:

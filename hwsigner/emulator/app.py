@@ -33,11 +33,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from .._safe import load_json
-from ..credentials import format_time
+from ..credentials import format_time, utcnow
 from .certs import TrustAnchors
 from .decide import decide, refused_record
 from .model import Model
@@ -52,10 +52,6 @@ SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 TOKEN_BYTES = 420  # 560 base64 characters, about the size of a real session token
 REASON_HEADER = "x-hwsigner-emulator-reason"
 MAX_SESSIONS = 1000  # the oldest entries of GET /_emulator/sessions go first
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True, slots=True)
