@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from ._log import debug
+from ._safe import read_user_file
 from .errors import CertificateError, ConfigError
 from .keys import KeyBackend, KeyOptions, PublicKey, open_key
 from .sigv4x509 import CertificateHeaders, algorithm_for, x509_headers
@@ -30,7 +31,6 @@ from .x509certs import (
     is_der_certificate,
     is_mldsa,
     parse_certificates,
-    read_bytes,
     read_certificates,
     spki,
 )
@@ -248,7 +248,9 @@ def check_key_matches(certificate: x509.Certificate, public_key: PublicKey) -> N
 
 def read_certificate_file(path: str, password: str | None = None) -> CertificateFile:
     """A PEM/DER certificate, a combo PEM with its key, or a PKCS#12 file."""
-    return certificate_from_bytes(read_bytes(path, "certificate", "--certificate"), path, password)
+    return certificate_from_bytes(
+        read_user_file(path, "certificate", "--certificate"), path, password
+    )
 
 
 def certificate_from_bytes(data: bytes, path: str, password: str | None = None) -> CertificateFile:

@@ -44,15 +44,9 @@ MLDSA_SIGNATURES = frozenset(
 )
 
 
-def read_bytes(path: str, what: str, flag: str) -> bytes:
-    """The file's bytes (``_safe.read_user_file``: a regular file of at most 1 MiB, or a
-    ``/dev/fd/N`` pipe); anything else is a ``ConfigError`` naming ``flag``."""
-    return read_user_file(path, what, flag)
-
-
 def read_certificates(path: str, flag: str = "--intermediates") -> tuple[x509.Certificate, ...]:
     """Every certificate of a PEM bundle (or one DER certificate)."""
-    return parse_certificates(read_bytes(path, "certificate", flag), path, flag)
+    return parse_certificates(read_user_file(path, "certificate", flag), path, flag)
 
 
 def parse_certificates(data: bytes, source: str, flag: str) -> tuple[x509.Certificate, ...]:
@@ -168,7 +162,6 @@ __all__ = [
     "key_type",
     "parse_certificates",
     "public_key_or_none",
-    "read_bytes",
     "read_certificates",
     "signature_hash",
     "spki",

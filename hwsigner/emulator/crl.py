@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from .._safe import read_user_file
 from ..errors import ConfigError
-from ..x509certs import issued_by, read_bytes
+from ..x509certs import issued_by
 from .params import access_denied
 
 log = logging.getLogger("hwsigner")
@@ -61,7 +62,7 @@ class Revocations:
     def load(cls, paths: Sequence[str]) -> Revocations:
         found: list[x509.CertificateRevocationList] = []
         for path in paths:
-            found += parse_crls(read_bytes(path, "CRL", "--crl"), path)
+            found += parse_crls(read_user_file(path, "CRL", "--crl"), path)
         return cls(tuple(found))
 
     def check(

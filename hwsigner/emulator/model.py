@@ -22,9 +22,9 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
-from .._safe import load_json
+from .._safe import load_json, read_user_file
 from ..errors import ConfigError
-from ..x509certs import is_ca, read_bytes
+from ..x509certs import is_ca
 from .certs import TrustAnchors
 from .crl import PEM_CRL, Revocations, parse_crls
 from .policy import Statement, parse_policy
@@ -90,7 +90,7 @@ class Model:
     @classmethod
     def load(cls, path: str) -> Model:
         try:
-            data = load_json(read_bytes(path, "model", "--config"))
+            data = load_json(read_user_file(path, "model", "--config"))
         except ValueError:
             raise ConfigError(f"{path} is not JSON", hint="the model is one JSON object") from None
         try:

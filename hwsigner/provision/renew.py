@@ -35,9 +35,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from .._safe import read_user_file
 from ..errors import CertificateError, ConfigError
 from ..keys import KeyBackend, PublicKey
-from ..x509certs import describe, extension, is_ca, is_self_signed, read_bytes, spki
+from ..x509certs import describe, extension, is_ca, is_self_signed, spki
 from ..x509rules import LEAF_RULES, VALID_YET, broken_rules, walk_chain
 from .csr import SigningRequest, build_csr
 
@@ -136,7 +137,7 @@ def check_replaceable(path: str) -> None:
             f"{path} is a file descriptor; renew replaces a certificate file in place",
             hint="give --certificate the path of the certificate file",
         )
-    data = read_bytes(path, "certificate", "--certificate")
+    data = read_user_file(path, "certificate", "--certificate")
     if b"PRIVATE KEY-----" in data:
         raise ConfigError(
             f"{path} holds a private key as well as the certificate; renew rewrites certificate "
@@ -159,7 +160,7 @@ def install_file(path: str, issued: Issued) -> None:
     A DER file stays DER (the leaf alone). A PEM file gets the leaf, then the CA's
     intermediates, or, when the CA sent none, the further certificates the old file held.
     """
-    old = read_bytes(path, "certificate", "--certificate")
+    old = read_user_file(path, "certificate", "--certificate")
     status = os.stat(path)
     leaf = issued.certificate
     if PEM_CERTIFICATE not in old:
