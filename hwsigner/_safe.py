@@ -1,4 +1,4 @@
-"""Reading what others wrote, safely: files a user names, JSON from outside, remote text.
+"""Reading what others wrote, safely (user files, JSON from outside, remote text); writing whole.
 
     >>> read_user_file("PKCS11:token=dev?pin-value=1234", "certificate", "--certificate")
     Traceback (most recent call last):
@@ -19,6 +19,7 @@
 - ``load_json``: bounded size and nesting depth, checked before ``json`` parses (so no
   ``RecursionError``); every failure is a ``ValueError``.
 - ``one_line``: remote text (a service's error message, a status line) as one printable line.
+- ``replace_file``: readers see the old file or the new one (``.NAME.XXXXXXXX.tmp``, renamed).
 
 A cached ``credential-process`` reads its entry through ``read_file``, so this module imports
 only what a bare ``python`` has loaded already; ``json``, ``re`` and ``select`` are imported
@@ -267,3 +268,31 @@ def one_line(text: str, limit: int = MAX_LINE) -> str:
     if len(line) > limit or len(text) > limit * 2:
         line = line[: limit - 1] + "…"
     return line
+
+
+def replace_file(target: str, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Write ``data`` to ``target`` atomically and durably; an OSError leaves it as it was."""
+    import tempfile
+
+    directory, name = os.path.split(target)
+    fd, temporary = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(f.fileno(), *owner)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    dir_fd = os.open(directory or ".", os.O_RDONLY)
+    try:  # the rename is durable once the directory is; some file systems cannot fsync one
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

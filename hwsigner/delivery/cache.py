@@ -33,7 +33,7 @@ import stat
 import time
 
 from .._log import debug
-from .._safe import read_file, read_reference
+from .._safe import read_file, read_reference, replace_file
 from ..errors import ConfigError
 from . import LAST_GOOD_MARGIN
 from .cache_entry import FORMAT_VERSION, entry_answer, reuse_until
@@ -138,7 +138,6 @@ class CredentialCache:
         """Store ``credentials``, obtained at ``now``, under ``key``: a new 0600 file renamed
         over the old one."""
         import json
-        import tempfile
 
         self._directory_usable(create=True)
         entry = {
@@ -149,26 +148,14 @@ class CredentialCache:
             ),
             "credentials": json.loads(credentials.to_process_json()),
         }
-        temp = None
+        data = json.dumps(entry, separators=(",", ":")).encode()
         try:
-            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w") as f:  # mkstemp creates the file with mode 0600
-                json.dump(entry, f, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, self._file(key, ".json"))
-            temp = None
+            replace_file(str(self._file(key, ".json")), data, 0o600)
         except OSError as exc:
             raise ConfigError(
                 f"cannot write the cache entry in {self.directory}: {exc.strerror or exc}",
                 hint="check the disk and --cache-dir",
             ) from None
-        finally:
-            if temp is not None:
-                try:  # noqa: SIM105 - contextlib is not loaded on a hit
-                    os.unlink(temp)
-                except OSError:
-                    pass
 
     def lock(self, key: str) -> EntryLock:
         """An exclusive ``flock`` for ``key`` while a ``with`` block runs: one CreateSession

@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from .._safe import replace_file
 from ..credentials import Credentials, format_time
 from ..errors import ConfigError, HwSignerError
 from .keeper import CredentialKeeper
@@ -165,7 +166,6 @@ def _replace(target: Path, text: str) -> None:
     """Write ``text`` to a temporary file and rename it over ``target``. Called under the lock,
     so a temporary file of ours already there was left by an updater killed mid-write: gone."""
     import stat
-    import tempfile
 
     prefix, suffix = f".{target.name}.", ".tmp"
     for name in os.listdir(target.parent):
@@ -175,17 +175,7 @@ def _replace(target: Path, text: str) -> None:
                 info = stale.lstat()
                 if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
                     stale.unlink()
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:  # created with mode 0600
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temp)
-        raise
+    replace_file(str(target), text.encode("utf-8"), 0o600)  # temporary files named as above
 
 
 @contextmanager

@@ -24,13 +24,12 @@ chain links up.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from .._safe import replace_file
 from ..errors import CertificateError, ConfigError, needs_extra
 from ..keys import KeyOptions, key_kind, open_key
 from ..x509certs import describe, is_ca, is_self_signed, read_certificates, spki
@@ -117,19 +116,11 @@ def import_certificate(
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename it over: never half a file."""
-    target = Path(path)
+    """Replace ``path`` whole (``_safe.replace_file``), keeping its mode; new files are 0644."""
     try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
+        mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
+        replace_file(path, data, mode)
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}", hint="check --out") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except OSError as exc:
-        os.unlink(temporary)
         raise ConfigError(f"cannot write {path}: {exc.strerror}", hint="check --out") from None
 
 

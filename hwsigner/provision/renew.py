@@ -27,15 +27,14 @@ kept) and the old one is kept beside it as ``CERT.previous``. Getting the certif
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._safe import read_user_file
+from .._safe import replace_file as safe_replace
 from ..errors import CertificateError, ConfigError
 from ..keys import KeyBackend, PublicKey
 from ..x509certs import describe, extension, is_ca, is_self_signed, spki
@@ -173,41 +172,11 @@ def install_file(path: str, issued: Issued) -> None:
 
 
 def replace_file(path: str, data: bytes, like: os.stat_result) -> None:
-    """Write a temporary file beside ``path`` with ``like``'s mode (and owner, as root), fsync
-    it, rename it over ``path`` and fsync the directory: readers see the old or the new file."""
-    target = Path(path)
-    directory = target.parent
+    """``_safe.replace_file`` with ``like``'s mode (and owner, as root)."""
     try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
+        safe_replace(path, data, like.st_mode & 0o7777, (like.st_uid, like.st_gid))
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}; {UNCHANGED}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), like.st_mode & 0o7777)
-            if os.geteuid() == 0:
-                os.fchown(f.fileno(), like.st_uid, like.st_gid)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, target)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    sync_directory(directory)
-
-
-def sync_directory(directory: Path) -> None:
-    """Make a rename durable (POSIX: the directory entry lives in the directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory; the rename itself is atomic
-    finally:
-        os.close(fd)
 
 
 __all__ = [
