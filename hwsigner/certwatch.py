@@ -23,7 +23,6 @@ notAfter), each certificate passed over one line too, once; nothing secret is lo
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -34,14 +33,13 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from ._log import INFO, WARNING, debug, log
 from ._safe import REFERENCE_SCHEMES, is_fd_path, one_line, read_user_file
 from .errors import HwSignerError
 from .identity import Identity, OpenedIdentity
 from .keys import KeyBackend
 from .x509certs import is_der_certificate, parse_certificates, public_key_or_none, spki
 from .x509rules import chain_to_send
-
-log = logging.getLogger("hwsigner")
 
 Stamp = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
 # The first CreateSession within this many seconds of opening signs with what opening read (a
@@ -166,7 +164,7 @@ class CertificateWatch:
             try:
                 found = self._look()
             except HwSignerError as exc:
-                self._tell(b"", f"cannot look for a renewed certificate: {exc}", logging.INFO)
+                self._tell(b"", f"cannot look for a renewed certificate: {exc}", INFO)
                 found = None
             if found is not None:
                 self._candidates = tuple(c for c in found if self._holds_the_key(c))
@@ -182,9 +180,10 @@ class CertificateWatch:
         if (best.certificate, best.chain) == (current.certificate, current.chain):
             return current
         if best.certificate == current.certificate:
-            log.debug("certificate chain from %s: %d certificate(s)", best.where, len(best.chain))
+            debug("certificate chain from %s: %d certificate(s)", best.where, len(best.chain))
         else:
-            log.info(
+            log(
+                INFO,
                 "certificate renewed: now signing with %s, serial %d, notAfter %s (from %s)",
                 one_line(best.certificate.subject.rfc4514_string()),
                 best.certificate.serial_number,
@@ -199,7 +198,7 @@ class CertificateWatch:
         if public_key is not None and spki(public_key) == self._key_spki:
             return True
         what = f"from {candidate.where} is not for this key"
-        self._tell(candidate.certificate, what, logging.WARNING)
+        self._tell(candidate.certificate, what, WARNING)
         return False
 
     def _usable(self, candidate: Candidate, now: datetime) -> bool:
@@ -212,7 +211,7 @@ class CertificateWatch:
             return False
         return True
 
-    def _tell(self, about: x509.Certificate | bytes, what: str, level: int = logging.INFO) -> None:
+    def _tell(self, about: x509.Certificate | bytes, what: str, level: int = INFO) -> None:
         """One log line per certificate and reason, however often it is seen."""
         der = about if isinstance(about, bytes) else about.fingerprint(hashes.SHA256())
         if (der, what) in self._told:
@@ -220,10 +219,10 @@ class CertificateWatch:
         self._told.add((der, what))
         serial = self._identity.certificate.serial_number
         if isinstance(about, bytes):
-            log.log(level, "%s; still signing with serial %d", one_line(what), serial)
+            log(level, "%s; still signing with serial %d", one_line(what), serial)
         else:
-            log.log(level, "certificate serial %d %s; still signing with serial %d",
-                    about.serial_number, one_line(what), serial)  # fmt: skip
+            log(level, "certificate serial %d %s; still signing with serial %d",
+                about.serial_number, one_line(what), serial)  # fmt: skip
 
 
 def file_candidates(

@@ -277,6 +277,23 @@ def test_a_hit_touches_neither_key_nor_network_nor_heavy_modules(
     assert create_sessions(own_emulator.url) == 1
 
 
+def test_a_file_key_miss_does_not_load_logging(flags: list[str]) -> None:
+    """Debug lines go through hwsigner._log: ``logging`` (about 5 ms) waits for ``--debug``."""
+    code = (
+        "import sys\nfrom hwsigner.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "sys.stderr.write(' '.join(sorted(sys.modules)))\n"
+        "sys.exit(code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "credential-process", *flags],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["Version"] == 1
+    assert "logging" not in result.stderr.split()
+
+
 def test_parallel_cold_invocations_share_one_create_session(
     own_emulator: RunningEmulator, flags: list[str], tmp_path: Path
 ) -> None:

@@ -199,9 +199,9 @@ def apply_sources(args: argparse.Namespace, env: Mapping[str, str]) -> None:
     sources = settle(values, layers)
     if not sources:
         return
-    import logging
+    from .._log import debug
 
-    logging.getLogger("hwsigner").debug("settings: %s", describe(sources))
+    debug("settings: %s", describe(sources))
     absent = [flag for flag in missing(values) if flag in getattr(args, "required_settings", ())]
     if absent:
         variables = ", ".join(f"HWSIGNER_{flag[2:].upper().replace('-', '_')}" for flag in absent)
